@@ -1,0 +1,10 @@
+//! The smallest Corral plugin: one task that greets.
+
+use corral_guest::{task, plugin, Context, TaskError};
+#[task(description = "Greets someone")]
+fn greet(ctx: &mut Context) -> Result<(), TaskError> {
+    let name: String = ctx.get("name")?;          // typed, with a clear error if missing or mistyped
+    ctx.set("greeting", format!("hello, {name}"))?;
+    Ok(())
+}
+plugin!(name = "hello", version = "0.1.0", tasks = [greet]);

@@ -1,0 +1,99 @@
+//! The `corral` binary's commands: parse, call the library, print.
+
+mod invoke;
+mod plugin;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::sandbox::{Sandbox, SandboxConfig};
+use crate::store::{self, DEFAULT_DATABASE_URL, Store};
+
+/// Corral runs workflow tasks as sandboxed WebAssembly components.
+#[derive(Debug, Parser)]
+#[command(name = "corral", version, about, propagate_version = true)]
+pub struct Cli {
+    /// Database to use: sqlite://PATH.
+    #[arg(long, global = true, env = "CORRAL_DATABASE_URL", default_value = DEFAULT_DATABASE_URL)]
+    pub database_url: String,
+
+    /// Directory of compiled plugin artifacts [default: $XDG_CACHE_HOME/corral
+    /// or ~/.cache/corral].
+    #[arg(long, global = true, env = "CORRAL_CACHE_DIR")]
+    pub cache_dir: Option<PathBuf>,
+
+    /// Print machine-readable JSON instead of text.
+    #[arg(long, global = true)]
+    pub json: bool,
+
+    /// More log output (repeat for more); RUST_LOG overrides.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+
+    /// Less log output: errors only.
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+
+    /// The command to run.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Register and inspect plugins.
+    #[command(subcommand)]
+    Plugin(plugin::PluginCommand),
+    /// Run one task once in the sandbox and print its output.
+    Invoke(invoke::InvokeArgs),
+}
+
+impl Cli {
+    /// The default `tracing` filter for the chosen verbosity.
+    pub fn log_filter(&self) -> &'static str {
+        match (self.quiet, self.verbose) {
+            (true, _) => "error",
+            (false, 0) => "warn",
+            (false, 1) => "info,corral=info",
+            (false, 2) => "info,corral=debug",
+            _ => "debug,corral=trace",
+        }
+    }
+
+    fn cache_dir(&self) -> Option<PathBuf> {
+        self.cache_dir.clone().or_else(|| {
+            let base = std::env::var_os("XDG_CACHE_HOME")
+                .map(PathBuf::from)
+                .or_else(|| {
+                    std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".cache"))
+                })?;
+            Some(base.join("corral"))
+        })
+    }
+
+    fn sandbox(&self) -> anyhow::Result<Sandbox> {
+        // The CLI runs one attempt at a time: a small pool starts faster.
+        let config = SandboxConfig {
+            cache_dir: self.cache_dir(),
+            max_concurrent_attempts: 16,
+            ..SandboxConfig::default()
+        };
+        Ok(Sandbox::new(config)?)
+    }
+
+    async fn store(&self) -> anyhow::Result<std::sync::Arc<dyn Store>> {
+        Ok(store::connect(&self.database_url).await?)
+    }
+}
+
+/// Runs the parsed command. Errors are for the caller to print on one line;
+/// the exit code of a finished command is returned.
+pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match &cli.command {
+        Command::Plugin(command) => plugin::run(&cli, command).await,
+        Command::Invoke(args) => invoke::run(&cli, args).await,
+    }
+}

@@ -121,9 +121,29 @@ fn run_task(plugin: &PluginDef, task: &str, input: String) -> Result<String, Tas
     let mut ctx = Context::from_json(&input)?;
     drop(input);
     (def.run)(&mut ctx)?;
-    let output = Value::Object(ctx.into_output());
-    serde_json::to_string(&output)
+    encode(&Value::Object(ctx.into_output()))
         .map_err(|err| TaskError::permanent(format!("task output cannot be encoded: {err}")))
+}
+
+/// JSON text of `output`, allocated once at its exact size: a large output
+/// then needs its own size in memory once more, not up to twice that.
+fn encode(output: &Value) -> serde_json::Result<String> {
+    struct Count(usize);
+    impl std::io::Write for Count {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0 += bytes.len();
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut count = Count(0);
+    serde_json::to_writer(&mut count, output)?;
+    let mut text = Vec::with_capacity(count.0);
+    serde_json::to_writer(&mut text, output)?;
+    // serde_json writes UTF-8 only.
+    Ok(String::from_utf8(text).expect("serde_json emits UTF-8"))
 }
 
 /// Makes a panic reach the host as the attempt's failure message.

@@ -36,6 +36,23 @@ pub(crate) enum CallError {
     Stopped(Stop),
     /// wasmtime reported an error (trap, limit, link failure).
     Wasm(wasmtime::Error),
+    /// Instantiation failed for a reason other than a trap or a stop.
+    Instantiation(wasmtime::Error),
+}
+
+impl CallError {
+    pub(crate) fn into_instantiation(self) -> Self {
+        match self {
+            CallError::Wasm(e)
+                if e.downcast_ref::<Trap>().is_none()
+                    && e.downcast_ref::<Stop>().is_none()
+                    && e.downcast_ref::<MemoryLimitHit>().is_none() =>
+            {
+                CallError::Instantiation(e)
+            }
+            other => other,
+        }
+    }
 }
 
 /// Runs `call` until it finishes, the attempt is stopped, or the deadline
@@ -120,6 +137,9 @@ pub(crate) fn classify(error: CallError, state: &StoreState, limits: &Limits) ->
     let error = match error {
         CallError::Stopped(stop) => return stop_outcome(stop, limits),
         CallError::Wasm(error) => error,
+        CallError::Instantiation(error) => {
+            return Outcome::PluginError { message: format!("cannot instantiate: {error:#}") };
+        }
     };
     if let Some(stop) = error.downcast_ref::<Stop>() {
         return stop_outcome(*stop, limits);

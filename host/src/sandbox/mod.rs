@@ -396,7 +396,11 @@ async fn invoke(
     control: &AttemptControl,
     deadline: Instant,
 ) -> Result<Returned, CallError> {
-    let instance = race(control, deadline, pre.instantiate_async(&mut *store)).await?;
+    // A failure to instantiate that is not a trap or a limit means the
+    // component cannot run here at all: a plugin error, not a task error.
+    let instance = race(control, deadline, pre.instantiate_async(&mut *store))
+        .await
+        .map_err(CallError::into_instantiation)?;
     let exports = instance.corral_task_plugin();
     match call {
         Call::Describe => race(control, deadline, exports.call_describe(&mut *store))

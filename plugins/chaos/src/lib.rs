@@ -26,7 +26,11 @@ fn alloc(ctx: &mut Context) -> Result<(), TaskError> {
     let mib: usize = ctx.get_or("mib", 1024)?;
     let memory = vec![1u8; mib << 20];
     let memory = black_box(memory);
-    let sum: u64 = memory.iter().step_by(4096).map(|&byte| u64::from(byte)).sum();
+    let sum: u64 = memory
+        .iter()
+        .step_by(4096)
+        .map(|&byte| u64::from(byte))
+        .sum();
     ctx.set("touched_pages", black_box(sum))
 }
 
@@ -90,7 +94,11 @@ fn escape(ctx: &mut Context) -> Result<(), TaskError> {
         let _ = std::fs::remove_file(target);
     }
     let write_readonly = outcome(wrote, "WROTE");
-    for (attempt, result) in [("etc_passwd", &etc_passwd), ("dotdot", &dotdot), ("write_readonly", &write_readonly)] {
+    for (attempt, result) in [
+        ("etc_passwd", &etc_passwd),
+        ("dotdot", &dotdot),
+        ("write_readonly", &write_readonly),
+    ] {
         log::warn(format!("escape attempt {attempt}: {result}"));
     }
     ctx.set("etc_passwd", etc_passwd)?;
@@ -158,7 +166,9 @@ fn noop(_ctx: &mut Context) -> Result<(), TaskError> {
 /// Outputs the environment variables it sees, as `{"env": {NAME: value}}`.
 #[task]
 fn env(ctx: &mut Context) -> Result<(), TaskError> {
-    let vars: Map<String, Value> = std::env::vars().map(|(name, value)| (name, Value::String(value))).collect();
+    let vars: Map<String, Value> = std::env::vars()
+        .map(|(name, value)| (name, Value::String(value)))
+        .collect();
     ctx.set("env", vars)
 }
 

@@ -6,8 +6,13 @@ use corral_guest::serde_json::{Map, Value};
 
 /// The records of `text` as objects keyed by the header's column names.
 pub fn parse(text: &str) -> Result<Vec<Map<String, Value>>, TaskError> {
-    let mut lines = text.lines().enumerate().filter(|(_, line)| !line.trim().is_empty());
-    let (_, header) = lines.next().ok_or_else(|| TaskError::permanent("the CSV file is empty"))?;
+    let mut lines = text
+        .lines()
+        .enumerate()
+        .filter(|(_, line)| !line.trim().is_empty());
+    let (_, header) = lines
+        .next()
+        .ok_or_else(|| TaskError::permanent("the CSV file is empty"))?;
     let columns = split(header, 1)?;
     lines
         .map(|(index, line)| {
@@ -20,7 +25,11 @@ pub fn parse(text: &str) -> Result<Vec<Map<String, Value>>, TaskError> {
                     columns.len()
                 )));
             }
-            Ok(columns.iter().cloned().zip(fields.into_iter().map(Value::String)).collect())
+            Ok(columns
+                .iter()
+                .cloned()
+                .zip(fields.into_iter().map(Value::String))
+                .collect())
         })
         .collect()
 }
@@ -50,7 +59,9 @@ fn split(line: &str, number: usize) -> Result<Vec<String>, TaskError> {
         at_start = false;
     }
     if quoted {
-        return Err(TaskError::permanent(format!("CSV line {number}: unterminated quote")));
+        return Err(TaskError::permanent(format!(
+            "CSV line {number}: unterminated quote"
+        )));
     }
     fields.push(field);
     Ok(fields)
@@ -62,7 +73,10 @@ mod tests {
 
     #[test]
     fn quotes_and_escapes() {
-        assert_eq!(split(r#"a,"b, c","say ""hi""",,"#, 1).unwrap(), ["a", "b, c", "say \"hi\"", "", ""]);
+        assert_eq!(
+            split(r#"a,"b, c","say ""hi""",,"#, 1).unwrap(),
+            ["a", "b, c", "say \"hi\"", "", ""]
+        );
         assert!(split(r#"a,"b"#, 1).is_err());
     }
 }

@@ -64,7 +64,10 @@ fn transform(ctx: &mut Context) -> Result<(), TaskError> {
             match row.get(name) {
                 Some(Value::String(text)) => Ok(text.clone()),
                 Some(Value::Number(number)) => Ok(number.to_string()),
-                _ => Err(TaskError::permanent(format!("row {} has no `{name}`", index + 1))),
+                _ => Err(TaskError::permanent(format!(
+                    "row {} has no `{name}`",
+                    index + 1
+                ))),
             }
         };
         let category = field("category")?;
@@ -76,7 +79,10 @@ fn transform(ctx: &mut Context) -> Result<(), TaskError> {
             total.amount = total.amount.checked_add(amount)?;
         }
         if (index + 1) % 10 == 0 {
-            progress((index + 1) as f32 / rows.len() as f32, format!("{} rows", index + 1));
+            progress(
+                (index + 1) as f32 / rows.len() as f32,
+                format!("{} rows", index + 1),
+            );
         }
     }
     log::info(format!(
@@ -85,8 +91,10 @@ fn transform(ctx: &mut Context) -> Result<(), TaskError> {
         totals.len(),
         grand.amount
     ));
-    let totals: Map<String, Value> =
-        totals.iter().map(|(category, total)| (category.clone(), total.to_json())).collect();
+    let totals: Map<String, Value> = totals
+        .iter()
+        .map(|(category, total)| (category.clone(), total.to_json()))
+        .collect();
     ctx.set("totals", totals)?;
     ctx.set("grand_total", grand.to_json())
 }

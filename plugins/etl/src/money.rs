@@ -12,7 +12,8 @@ pub struct Cents(i64);
 impl Cents {
     /// Parses `12`, `12.5`, `-3.99`: at most two decimals.
     pub fn parse(text: &str) -> Result<Self, TaskError> {
-        let invalid = || TaskError::permanent(format!("invalid amount `{text}`: expected e.g. 12.50"));
+        let invalid =
+            || TaskError::permanent(format!("invalid amount `{text}`: expected e.g. 12.50"));
         let trimmed = text.trim();
         let (negative, digits) = match trimmed.strip_prefix('-') {
             Some(rest) => (true, rest),
@@ -25,7 +26,10 @@ impl Cents {
         }
         let whole: i64 = whole.parse().map_err(|_| invalid())?;
         let fraction: i64 = format!("{fraction:0<2}").parse().map_err(|_| invalid())?;
-        let cents = whole.checked_mul(100).and_then(|c| c.checked_add(fraction)).ok_or_else(invalid)?;
+        let cents = whole
+            .checked_mul(100)
+            .and_then(|c| c.checked_add(fraction))
+            .ok_or_else(invalid)?;
         Ok(Self(if negative { -cents } else { cents }))
     }
 

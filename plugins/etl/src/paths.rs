@@ -8,7 +8,10 @@ use corral_guest::TaskError;
 /// (no root, no `..`); anything else is a permanent error.
 pub fn join_granted(dir: &str, name: &str) -> Result<String, TaskError> {
     let path = Path::new(name);
-    let plain = !name.is_empty() && path.components().all(|part| matches!(part, Component::Normal(_) | Component::CurDir));
+    let plain = !name.is_empty()
+        && path
+            .components()
+            .all(|part| matches!(part, Component::Normal(_) | Component::CurDir));
     if !plain {
         return Err(TaskError::permanent(format!(
             "file name `{name}` must be a relative path inside {dir} (no leading `/`, no `..`)"

@@ -1,9 +1,9 @@
 //! The smallest Corral plugin: one task that greets.
 
-use corral_guest::{task, plugin, Context, TaskError};
+use corral_guest::{Context, TaskError, plugin, task};
 #[task(description = "Greets someone")]
 fn greet(ctx: &mut Context) -> Result<(), TaskError> {
-    let name: String = ctx.get("name")?;          // typed, with a clear error if missing or mistyped
+    let name: String = ctx.get("name")?; // typed, with a clear error if missing or mistyped
     ctx.set("greeting", format!("hello, {name}"))?;
     Ok(())
 }

@@ -4,15 +4,28 @@
 //! Queries are checked at run time (no database is needed to compile) and
 //! migrations are embedded in the binary and applied on connect.
 
+mod records;
 mod sqlite;
 
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
 use crate::sandbox::PluginInfo;
 
+pub use records::{
+    Applied, AttemptEnd, AttemptRecord, AttemptResult, Claim, ExecutionFilter, ExecutionRecord,
+    ExecutionStatus, NewExecution, Object, Plan, Snapshot, StepChange, TaskRunRecord,
+    TaskRunStatus, WorkflowRecord,
+};
 pub use sqlite::SqliteStore;
+
+/// The rest of closing a pool: see [`Store::close`].
+pub type ClosePool = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + 'static>>;
+
+/// Decides step changes from an execution's snapshot; see [`Store::finish_attempt`].
+pub type Planner<'a> = &'a (dyn Fn(&Snapshot) -> Plan + Send + Sync);
 
 /// The default database: a SQLite file `corral.db` in the working directory.
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://corral.db";
@@ -109,8 +122,95 @@ pub trait Store: Send + Sync + 'static {
     /// its bytes; `None` if there is no such plugin.
     async fn plugin(&self, reference: &str) -> Result<Option<(PluginRecord, Vec<u8>)>, StoreError>;
 
-    /// Closes the connection pool; later calls fail. Idempotent.
-    async fn close(&self);
+    /// Stores a workflow version; a no-op when `version` is already the
+    /// latest of `name`.
+    async fn apply_workflow(
+        &self,
+        name: &str,
+        version: &str,
+        definition: &Value,
+        now_ms: i64,
+    ) -> Result<Applied, StoreError>;
+
+    /// The workflow `name` at `version`, or its latest version.
+    async fn workflow(
+        &self,
+        name: &str,
+        version: Option<&str>,
+    ) -> Result<Option<WorkflowRecord>, StoreError>;
+
+    /// The latest version of every workflow, by name.
+    async fn list_workflows(&self) -> Result<Vec<WorkflowRecord>, StoreError>;
+
+    /// Creates an execution and its task runs in one transaction.
+    async fn create_execution(&self, new: &NewExecution, now_ms: i64) -> Result<(), StoreError>;
+
+    /// Claims up to `max` ready task runs whose backoff has passed, for
+    /// `runner_id`, with a lease until `lease_until_ms`, and records the
+    /// start of an attempt for each.
+    async fn claim(
+        &self,
+        runner_id: &str,
+        max: u32,
+        lease_until_ms: i64,
+        now_ms: i64,
+    ) -> Result<Vec<Claim>, StoreError>;
+
+    /// Extends the lease of every task run `runner_id` holds; returns the
+    /// ids of those executions where a cancel was requested.
+    async fn renew_leases(
+        &self,
+        runner_id: &str,
+        lease_until_ms: i64,
+    ) -> Result<Vec<String>, StoreError>;
+
+    /// Records the end of an attempt and applies what `planner` decides,
+    /// in one transaction. Returns `None` without changing anything if the
+    /// runner no longer holds the claim (its lease expired and the task run
+    /// went to another runner).
+    async fn finish_attempt(
+        &self,
+        end: &AttemptEnd,
+        now_ms: i64,
+        planner: Planner<'_>,
+    ) -> Result<Option<Snapshot>, StoreError>;
+
+    /// Returns task runs whose lease expired before `now_ms` to the queue,
+    /// recording their attempts as interrupted. Returns how many.
+    async fn reap_expired(&self, now_ms: i64, planner: Planner<'_>) -> Result<u64, StoreError>;
+
+    /// Asks for an execution to be cancelled: steps not yet running are
+    /// cancelled at once; running ones end when their runner stops them.
+    /// Returns the execution after the change, `None` if there is no such id.
+    async fn cancel_execution(
+        &self,
+        id: &str,
+        now_ms: i64,
+        planner: Planner<'_>,
+    ) -> Result<Option<Snapshot>, StoreError>;
+
+    /// An execution with its task runs.
+    async fn execution(&self, id: &str) -> Result<Option<Snapshot>, StoreError>;
+
+    /// Executions, newest first.
+    async fn list_executions(
+        &self,
+        filter: &ExecutionFilter,
+    ) -> Result<Vec<ExecutionRecord>, StoreError>;
+
+    /// The attempts of an execution (of one step if given), in order.
+    async fn attempts(
+        &self,
+        execution_id: &str,
+        step_id: Option<&str>,
+    ) -> Result<Vec<AttemptRecord>, StoreError>;
+
+    /// Whether the pool is closed.
+    fn is_closed(&self) -> bool;
+
+    /// Marks the pool closed at once (new queries fail) and returns a
+    /// future that finishes closing its connections.
+    fn close(&self) -> ClosePool;
 }
 
 /// Opens the database at `url`, creating and migrating it as needed.
@@ -125,4 +225,12 @@ pub async fn connect(url: &str) -> Result<Arc<dyn Store>, StoreError> {
 /// Now, as RFC 3339 UTC with milliseconds.
 pub(crate) fn now_rfc3339() -> String {
     humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string()
+}
+
+/// Now, in milliseconds since the Unix epoch.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or_default()
 }

@@ -1,13 +1,17 @@
 //! The SQLite store: one file, WAL mode, embedded migrations.
 
+mod executions;
+mod plugins;
+mod workflows;
+
 use std::str::FromStr;
 
-use sqlx::Row;
-use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
-};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
 
-use super::{Added, PluginRecord, Store, StoreError, now_rfc3339};
+use super::{
+    Added, Applied, AttemptEnd, AttemptRecord, Claim, ClosePool, ExecutionFilter, ExecutionRecord,
+    NewExecution, Planner, PluginRecord, Snapshot, Store, StoreError, WorkflowRecord,
+};
 use crate::sandbox::PluginInfo;
 
 /// A [`Store`] on a SQLite file.
@@ -50,27 +54,8 @@ impl SqliteStore {
     }
 }
 
-fn query_err(doing: &'static str) -> impl FnOnce(sqlx::Error) -> StoreError {
+pub(super) fn query_err(doing: &'static str) -> impl FnOnce(sqlx::Error) -> StoreError {
     move |source| StoreError::Query { doing, source }
-}
-
-fn plugin_record(row: &SqliteRow) -> Result<PluginRecord, StoreError> {
-    let info: String = row.try_get("info").map_err(query_err("reading a plugin"))?;
-    let info: PluginInfo = serde_json::from_str(&info).map_err(|e| StoreError::Corrupt {
-        what: "plugin info",
-        reason: e.to_string(),
-    })?;
-    let size: i64 = row.try_get("size").map_err(query_err("reading a plugin"))?;
-    Ok(PluginRecord {
-        info,
-        sha256: row
-            .try_get("sha256")
-            .map_err(query_err("reading a plugin"))?,
-        size: u64::try_from(size).unwrap_or_default(),
-        added_at: row
-            .try_get("added_at")
-            .map_err(query_err("reading a plugin"))?,
-    })
 }
 
 #[async_trait::async_trait]
@@ -81,87 +66,115 @@ impl Store for SqliteStore {
         sha256: &str,
         bytes: &[u8],
     ) -> Result<Added, StoreError> {
-        let mut tx = self
-            .pool
-            .begin()
-            .await
-            .map_err(query_err("registering a plugin"))?;
-        let existing: Option<String> =
-            sqlx::query_scalar("SELECT sha256 FROM plugins WHERE name = ? AND version = ?")
-                .bind(&info.name)
-                .bind(&info.version)
-                .fetch_optional(&mut *tx)
-                .await
-                .map_err(query_err("registering a plugin"))?;
-        match existing {
-            Some(existing) if existing == sha256 => return Ok(Added::Unchanged),
-            Some(existing) => {
-                return Err(StoreError::PluginConflict {
-                    name: info.name.clone(),
-                    version: info.version.clone(),
-                    existing,
-                });
-            }
-            None => {}
-        }
-        let info_json = serde_json::to_string(info).map_err(|e| StoreError::Corrupt {
-            what: "plugin info",
-            reason: e.to_string(),
-        })?;
-        sqlx::query(
-            "INSERT INTO plugins (name, version, sha256, info, size, bytes, added_at)
-             VALUES (?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(&info.name)
-        .bind(&info.version)
-        .bind(sha256)
-        .bind(info_json)
-        .bind(i64::try_from(bytes.len()).unwrap_or(i64::MAX))
-        .bind(bytes)
-        .bind(now_rfc3339())
-        .execute(&mut *tx)
-        .await
-        .map_err(query_err("registering a plugin"))?;
-        tx.commit()
-            .await
-            .map_err(query_err("registering a plugin"))?;
-        Ok(Added::New)
+        SqliteStore::add_plugin(self, info, sha256, bytes).await
     }
 
     async fn list_plugins(&self) -> Result<Vec<PluginRecord>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT name, version, sha256, info, size, added_at FROM plugins
-             ORDER BY name, added_at",
-        )
-        .fetch_all(&self.pool)
-        .await
-        .map_err(query_err("listing plugins"))?;
-        rows.iter().map(plugin_record).collect()
+        SqliteStore::list_plugins(self).await
     }
 
     async fn plugin(&self, reference: &str) -> Result<Option<(PluginRecord, Vec<u8>)>, StoreError> {
-        let (name, version) = match reference.split_once('@') {
-            Some((name, version)) => (name, Some(version)),
-            None => (reference, None),
-        };
-        let row = sqlx::query(
-            "SELECT name, version, sha256, info, size, added_at, bytes FROM plugins
-             WHERE name = ?1 AND (?2 IS NULL OR version = ?2)
-             ORDER BY added_at DESC LIMIT 1",
-        )
-        .bind(name)
-        .bind(version)
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(query_err("looking up a plugin"))?;
-        let Some(row) = row else { return Ok(None) };
-        let bytes: Vec<u8> = row
-            .try_get("bytes")
-            .map_err(query_err("reading plugin bytes"))?;
-        Ok(Some((plugin_record(&row)?, bytes)))
+        SqliteStore::plugin(self, reference).await
     }
 
-    async fn close(&self) {
-        self.pool.close().await;
+    async fn apply_workflow(
+        &self,
+        name: &str,
+        version: &str,
+        definition: &serde_json::Value,
+        now_ms: i64,
+    ) -> Result<Applied, StoreError> {
+        SqliteStore::apply_workflow(self, name, version, definition, now_ms).await
+    }
+
+    async fn workflow(
+        &self,
+        name: &str,
+        version: Option<&str>,
+    ) -> Result<Option<WorkflowRecord>, StoreError> {
+        SqliteStore::workflow(self, name, version).await
+    }
+
+    async fn list_workflows(&self) -> Result<Vec<WorkflowRecord>, StoreError> {
+        SqliteStore::list_workflows(self).await
+    }
+
+    async fn create_execution(&self, new: &NewExecution, now_ms: i64) -> Result<(), StoreError> {
+        SqliteStore::create_execution(self, new, now_ms).await
+    }
+
+    async fn claim(
+        &self,
+        runner_id: &str,
+        max: u32,
+        lease_until_ms: i64,
+        now_ms: i64,
+    ) -> Result<Vec<Claim>, StoreError> {
+        SqliteStore::claim(self, runner_id, max, lease_until_ms, now_ms).await
+    }
+
+    async fn renew_leases(
+        &self,
+        runner_id: &str,
+        lease_until_ms: i64,
+    ) -> Result<Vec<String>, StoreError> {
+        SqliteStore::renew_leases(self, runner_id, lease_until_ms).await
+    }
+
+    async fn finish_attempt(
+        &self,
+        end: &AttemptEnd,
+        now_ms: i64,
+        planner: Planner<'_>,
+    ) -> Result<Option<Snapshot>, StoreError> {
+        SqliteStore::finish_attempt(self, end, now_ms, planner).await
+    }
+
+    async fn reap_expired(&self, now_ms: i64, planner: Planner<'_>) -> Result<u64, StoreError> {
+        SqliteStore::reap_expired(self, now_ms, planner).await
+    }
+
+    async fn cancel_execution(
+        &self,
+        id: &str,
+        now_ms: i64,
+        planner: Planner<'_>,
+    ) -> Result<Option<Snapshot>, StoreError> {
+        SqliteStore::cancel_execution(self, id, now_ms, planner).await
+    }
+
+    async fn execution(&self, id: &str) -> Result<Option<Snapshot>, StoreError> {
+        SqliteStore::execution(self, id).await
+    }
+
+    async fn list_executions(
+        &self,
+        filter: &ExecutionFilter,
+    ) -> Result<Vec<ExecutionRecord>, StoreError> {
+        SqliteStore::list_executions(self, filter).await
+    }
+
+    async fn attempts(
+        &self,
+        execution_id: &str,
+        step_id: Option<&str>,
+    ) -> Result<Vec<AttemptRecord>, StoreError> {
+        SqliteStore::attempts(self, execution_id, step_id).await
+    }
+
+    fn is_closed(&self) -> bool {
+        self.pool.is_closed()
+    }
+
+    fn close(&self) -> ClosePool {
+        let pool = self.pool.clone();
+        let mut closing: ClosePool = Box::pin(async move { pool.close().await });
+        // `Pool::close` marks the pool closed when first polled; do that now
+        // so callers that cannot await (Drop) still close it at once.
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        if closing.as_mut().poll(&mut cx).is_ready() {
+            return Box::pin(std::future::ready(()));
+        }
+        closing
     }
 }

@@ -1,0 +1,335 @@
+//! The rows the store keeps, as Rust values.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use super::StoreError;
+
+/// JSON object, the shape of every input and output.
+pub type Object = Map<String, Value>;
+
+macro_rules! status_enum {
+    ($(#[$doc:meta])* $name:ident { $($(#[$vdoc:meta])* $variant:ident = $text:literal,)* }) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+        #[serde(rename_all = "snake_case")]
+        pub enum $name { $($(#[$vdoc])* $variant,)* }
+
+        impl $name {
+            /// The name stored in the database and printed by the CLI.
+            pub fn as_str(self) -> &'static str {
+                match self { $($name::$variant => $text,)* }
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+
+        impl FromStr for $name {
+            type Err = StoreError;
+            fn from_str(s: &str) -> Result<Self, StoreError> {
+                match s {
+                    $($text => Ok($name::$variant),)*
+                    other => Err(StoreError::Corrupt {
+                        what: stringify!($name),
+                        reason: format!("unknown value `{other}`"),
+                    }),
+                }
+            }
+        }
+    };
+}
+
+status_enum! {
+    /// The state of an execution.
+    ExecutionStatus {
+        /// Some step has not ended yet.
+        Running = "running",
+        /// Every step succeeded or was skipped by its trigger rule.
+        Succeeded = "succeeded",
+        /// Some step failed.
+        Failed = "failed",
+        /// The execution was cancelled.
+        Cancelled = "cancelled",
+    }
+}
+
+status_enum! {
+    /// The state of one step of an execution.
+    TaskRunStatus {
+        /// Waiting for its dependencies.
+        Pending = "pending",
+        /// Dependencies done; claimable once its backoff (`not_before`) passed.
+        Ready = "ready",
+        /// Claimed by a runner, an attempt is in flight.
+        Running = "running",
+        /// Ended with an output.
+        Succeeded = "succeeded",
+        /// Ended with an error, retries used up or not retryable.
+        Failed = "failed",
+        /// Not run: its trigger rule or condition was not met.
+        Skipped = "skipped",
+        /// Not run to the end: the execution was cancelled.
+        Cancelled = "cancelled",
+    }
+}
+
+impl ExecutionStatus {
+    /// Whether the execution has ended.
+    pub fn is_final(self) -> bool {
+        self != ExecutionStatus::Running
+    }
+}
+
+impl TaskRunStatus {
+    /// Whether the step has ended.
+    pub fn is_final(self) -> bool {
+        matches!(
+            self,
+            TaskRunStatus::Succeeded
+                | TaskRunStatus::Failed
+                | TaskRunStatus::Skipped
+                | TaskRunStatus::Cancelled
+        )
+    }
+}
+
+/// An execution as stored.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ExecutionRecord {
+    /// Its id.
+    pub id: String,
+    /// The workflow's name.
+    pub workflow: String,
+    /// The workflow version it runs (fixed at start).
+    pub workflow_version: String,
+    /// Its state.
+    pub status: ExecutionStatus,
+    /// The input it was started with.
+    pub input: Object,
+    /// Why it failed, if it did.
+    pub error: Option<String>,
+    /// Whether a cancel was asked for.
+    pub cancel_requested: bool,
+    /// When it was created (ms since the Unix epoch).
+    pub created_at_ms: i64,
+    /// When it ended (ms since the Unix epoch).
+    pub finished_at_ms: Option<i64>,
+}
+
+/// One step of an execution as stored.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TaskRunRecord {
+    /// The step's id.
+    pub step_id: String,
+    /// Its state.
+    pub status: TaskRunStatus,
+    /// Attempts that counted against the retry policy.
+    pub attempts: u32,
+    /// Not claimable before this time (ms since the Unix epoch): backoff.
+    pub not_before_ms: i64,
+    /// The merged input, once it became ready.
+    pub input: Option<Object>,
+    /// The output, once it succeeded.
+    pub output: Option<Object>,
+    /// The last error.
+    pub error: Option<String>,
+    /// The runner holding the claim, while running.
+    pub claimed_by: Option<String>,
+    /// Until when the claim holds (ms since the Unix epoch).
+    pub lease_until_ms: Option<i64>,
+}
+
+/// One attempt as stored.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AttemptRecord {
+    /// The step's id.
+    pub step_id: String,
+    /// 1-based number among all starts of this step.
+    pub number: u32,
+    /// The runner that ran it.
+    pub runner_id: String,
+    /// Start time (ms since the Unix epoch).
+    pub started_at_ms: i64,
+    /// End time, once ended.
+    pub finished_at_ms: Option<i64>,
+    /// Outcome kind (`succeeded`, `timed_out`, ..., or `interrupted`).
+    pub outcome: Option<String>,
+    /// Error message, for failures.
+    pub error: Option<String>,
+    /// Captured log lines (JSON array).
+    pub logs: Option<Value>,
+    /// Captured stdout.
+    pub stdout: Option<String>,
+    /// Captured stderr.
+    pub stderr: Option<String>,
+}
+
+/// A new execution with its task runs, created in one transaction.
+#[derive(Debug, Clone)]
+pub struct NewExecution {
+    /// Its id.
+    pub id: String,
+    /// The workflow's name.
+    pub workflow: String,
+    /// The workflow version.
+    pub workflow_version: String,
+    /// The input.
+    pub input: Object,
+    /// Every step, with its initial state (`Pending`, or `Ready` with an input,
+    /// or `Skipped`).
+    pub steps: Vec<StepChange>,
+    /// Set when the execution ends at once (every step skipped).
+    pub finish: Option<(ExecutionStatus, Option<String>)>,
+}
+
+/// A step state change decided by the planner.
+#[derive(Debug, Clone, PartialEq)]
+pub enum StepChange {
+    /// Still waiting for dependencies.
+    Pending {
+        /// The step.
+        step_id: String,
+    },
+    /// Claimable from `not_before_ms` on, with this input.
+    Ready {
+        /// The step.
+        step_id: String,
+        /// Its merged input.
+        input: Object,
+        /// Backoff: not before this time.
+        not_before_ms: i64,
+    },
+    /// Skipped by its trigger rule.
+    Skipped {
+        /// The step.
+        step_id: String,
+    },
+    /// Cancelled with its execution.
+    Cancelled {
+        /// The step.
+        step_id: String,
+    },
+}
+
+/// A claimed task run: the caller holds its lease and runs one attempt.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Claim {
+    /// The execution.
+    pub execution_id: String,
+    /// The workflow's name.
+    pub workflow: String,
+    /// The workflow version.
+    pub workflow_version: String,
+    /// The step.
+    pub step_id: String,
+    /// Attempts that counted so far, this one included.
+    pub attempts: u32,
+    /// This attempt's number among all starts.
+    pub number: u32,
+    /// The merged input.
+    pub input: Object,
+}
+
+/// How an attempt's task run ends up, decided by the executor.
+#[derive(Debug, Clone, PartialEq)]
+pub enum AttemptResult {
+    /// Succeeded with this output.
+    Succeeded(Object),
+    /// Failed; will be retried from `not_before_ms` on.
+    Retry {
+        /// The error.
+        error: String,
+        /// Backoff.
+        not_before_ms: i64,
+    },
+    /// Failed for good.
+    Failed(String),
+    /// Stopped because its execution was cancelled.
+    Cancelled,
+    /// Stopped by the host (shutdown): back to the queue, not counted.
+    Interrupted,
+}
+
+/// What one attempt produced, to be recorded.
+#[derive(Debug, Clone)]
+pub struct AttemptEnd {
+    /// The claim it ran under.
+    pub claim: Claim,
+    /// The runner recording it (must still hold the claim).
+    pub runner_id: String,
+    /// Outcome kind, or `interrupted`.
+    pub outcome: String,
+    /// The result for the task run.
+    pub result: AttemptResult,
+    /// Captured log lines (JSON array).
+    pub logs: Value,
+    /// Captured stdout.
+    pub stdout: String,
+    /// Captured stderr.
+    pub stderr: String,
+}
+
+/// An execution with all its task runs: what the planner looks at.
+#[derive(Debug, Clone)]
+pub struct Snapshot {
+    /// The execution.
+    pub execution: ExecutionRecord,
+    /// Its task runs.
+    pub runs: Vec<TaskRunRecord>,
+}
+
+/// What the planner decided after a change: step changes and, if the
+/// execution is over, its final state.
+#[derive(Debug, Clone, Default)]
+pub struct Plan {
+    /// Step state changes.
+    pub steps: Vec<StepChange>,
+    /// The execution's final state and error, if it ended.
+    pub finish: Option<(ExecutionStatus, Option<String>)>,
+}
+
+/// Filter of [`Store::list_executions`](super::Store::list_executions).
+#[derive(Debug, Clone, Default)]
+pub struct ExecutionFilter {
+    /// Only this workflow.
+    pub workflow: Option<String>,
+    /// Only in this state.
+    pub status: Option<ExecutionStatus>,
+    /// At most this many, newest first (default 100).
+    pub limit: Option<u32>,
+}
+
+/// A stored workflow version.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WorkflowRecord {
+    /// Name.
+    pub name: String,
+    /// Version (content hash).
+    pub version: String,
+    /// The definition as JSON.
+    pub definition: Value,
+    /// When it was applied (ms since the Unix epoch).
+    pub applied_at_ms: i64,
+}
+
+/// What [`Store::apply_workflow`](super::Store::apply_workflow) did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "change", rename_all = "snake_case")]
+pub enum Applied {
+    /// First version of this name.
+    Created,
+    /// A new version; the previous one stays for running executions.
+    Updated {
+        /// The version it replaces as the latest.
+        previous: String,
+    },
+    /// Same content as the latest version: nothing changed.
+    Unchanged,
+}

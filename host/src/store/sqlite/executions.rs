@@ -1,0 +1,540 @@
+//! Executions, task runs, attempts: creation, claims with leases, recording
+//! attempt ends, cancellation and the lease reaper.
+//!
+//! Every write transaction starts with `BEGIN IMMEDIATE`: a deferred
+//! transaction that reads first and writes later can fail with
+//! `SQLITE_BUSY` instead of waiting when another writer got in between.
+
+use sqlx::sqlite::SqliteRow;
+use sqlx::{Row, SqliteConnection};
+
+use super::{SqliteStore, query_err};
+use crate::store::{
+    AttemptEnd, AttemptRecord, AttemptResult, Claim, ExecutionFilter, ExecutionRecord,
+    ExecutionStatus, NewExecution, Object, Plan, Planner, Snapshot, StepChange, StoreError,
+    TaskRunRecord,
+};
+
+fn corrupt(what: &'static str) -> impl FnOnce(serde_json::Error) -> StoreError {
+    move |e| StoreError::Corrupt {
+        what,
+        reason: e.to_string(),
+    }
+}
+
+fn object(text: &str, what: &'static str) -> Result<Object, StoreError> {
+    serde_json::from_str(text).map_err(corrupt(what))
+}
+
+fn opt_object(text: Option<String>, what: &'static str) -> Result<Option<Object>, StoreError> {
+    text.map(|t| object(&t, what)).transpose()
+}
+
+fn execution_record(row: &SqliteRow) -> Result<ExecutionRecord, StoreError> {
+    let err = query_err("reading an execution");
+    let get = |name: &str| row.try_get::<String, _>(name);
+    let input: String = row
+        .try_get("input")
+        .map_err(query_err("reading an execution"))?;
+    let status: String = get("status").map_err(query_err("reading an execution"))?;
+    Ok(ExecutionRecord {
+        id: get("id").map_err(query_err("reading an execution"))?,
+        workflow: get("workflow").map_err(query_err("reading an execution"))?,
+        workflow_version: get("workflow_version").map_err(query_err("reading an execution"))?,
+        status: status.parse()?,
+        input: object(&input, "execution input")?,
+        error: row
+            .try_get("error")
+            .map_err(query_err("reading an execution"))?,
+        cancel_requested: row
+            .try_get("cancel_requested")
+            .map_err(query_err("reading an execution"))?,
+        created_at_ms: row
+            .try_get("created_at")
+            .map_err(query_err("reading an execution"))?,
+        finished_at_ms: row.try_get("finished_at").map_err(err)?,
+    })
+}
+
+fn task_run_record(row: &SqliteRow) -> Result<TaskRunRecord, StoreError> {
+    let e = || query_err("reading a task run");
+    let status: String = row.try_get("status").map_err(e())?;
+    let attempts: i64 = row.try_get("attempts").map_err(e())?;
+    Ok(TaskRunRecord {
+        step_id: row.try_get("step_id").map_err(e())?,
+        status: status.parse()?,
+        attempts: u32::try_from(attempts).unwrap_or_default(),
+        not_before_ms: row.try_get("not_before").map_err(e())?,
+        input: opt_object(row.try_get("input").map_err(e())?, "task run input")?,
+        output: opt_object(row.try_get("output").map_err(e())?, "task run output")?,
+        error: row.try_get("error").map_err(e())?,
+        claimed_by: row.try_get("claimed_by").map_err(e())?,
+        lease_until_ms: row.try_get("lease_until").map_err(e())?,
+    })
+}
+
+fn attempt_record(row: &SqliteRow) -> Result<AttemptRecord, StoreError> {
+    let e = || query_err("reading an attempt");
+    let number: i64 = row.try_get("number").map_err(e())?;
+    let logs: Option<String> = row.try_get("logs").map_err(e())?;
+    Ok(AttemptRecord {
+        step_id: row.try_get("step_id").map_err(e())?,
+        number: u32::try_from(number).unwrap_or_default(),
+        runner_id: row.try_get("runner_id").map_err(e())?,
+        started_at_ms: row.try_get("started_at").map_err(e())?,
+        finished_at_ms: row.try_get("finished_at").map_err(e())?,
+        outcome: row.try_get("outcome").map_err(e())?,
+        error: row.try_get("error").map_err(e())?,
+        logs: logs
+            .map(|l| serde_json::from_str(&l))
+            .transpose()
+            .map_err(corrupt("attempt logs"))?,
+        stdout: row.try_get("stdout").map_err(e())?,
+        stderr: row.try_get("stderr").map_err(e())?,
+    })
+}
+
+async fn load_snapshot(
+    conn: &mut SqliteConnection,
+    id: &str,
+) -> Result<Option<Snapshot>, StoreError> {
+    let doing = "reading an execution";
+    let Some(row) = sqlx::query("SELECT * FROM executions WHERE id = ?")
+        .bind(id)
+        .fetch_optional(&mut *conn)
+        .await
+        .map_err(query_err(doing))?
+    else {
+        return Ok(None);
+    };
+    let execution = execution_record(&row)?;
+    let rows = sqlx::query("SELECT * FROM task_runs WHERE execution_id = ? ORDER BY step_id")
+        .bind(id)
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(query_err(doing))?;
+    let runs = rows.iter().map(task_run_record).collect::<Result<_, _>>()?;
+    Ok(Some(Snapshot { execution, runs }))
+}
+
+/// Applies a plan. Each update is guarded by the state it expects, so a
+/// stale plan can never move a step backwards.
+async fn apply_plan(
+    conn: &mut SqliteConnection,
+    id: &str,
+    plan: &Plan,
+    now_ms: i64,
+) -> Result<(), StoreError> {
+    let doing = "applying a plan";
+    for change in &plan.steps {
+        let (sql, step_id, input, not_before) = match change {
+            StepChange::Pending { .. } => continue,
+            StepChange::Ready { step_id, input, not_before_ms } => (
+                "UPDATE task_runs SET status = 'ready', input = ?, not_before = ?, updated_at = ?
+                 WHERE execution_id = ? AND step_id = ? AND status = 'pending'",
+                step_id,
+                Some(serde_json::Value::Object(input.clone()).to_string()),
+                *not_before_ms,
+            ),
+            StepChange::Skipped { step_id } => (
+                "UPDATE task_runs SET status = 'skipped', input = ?, not_before = ?, updated_at = ?
+                 WHERE execution_id = ? AND step_id = ? AND status = 'pending'",
+                step_id,
+                None,
+                0,
+            ),
+            StepChange::Cancelled { step_id } => (
+                "UPDATE task_runs SET status = 'cancelled', input = COALESCE(?, input), not_before = ?,
+                        updated_at = ?
+                 WHERE execution_id = ? AND step_id = ? AND status IN ('pending', 'ready')",
+                step_id,
+                None,
+                0,
+            ),
+        };
+        sqlx::query(sql)
+            .bind(input)
+            .bind(not_before)
+            .bind(now_ms)
+            .bind(id)
+            .bind(step_id)
+            .execute(&mut *conn)
+            .await
+            .map_err(query_err(doing))?;
+    }
+    if let Some((status, error)) = &plan.finish {
+        sqlx::query(
+            "UPDATE executions SET status = ?, error = ?, finished_at = ?
+             WHERE id = ? AND status = 'running'",
+        )
+        .bind(status.as_str())
+        .bind(error)
+        .bind(now_ms)
+        .bind(id)
+        .execute(&mut *conn)
+        .await
+        .map_err(query_err(doing))?;
+    }
+    Ok(())
+}
+
+/// Loads the snapshot, asks the planner, applies its plan, and returns the
+/// snapshot after the change.
+async fn replan(
+    conn: &mut SqliteConnection,
+    id: &str,
+    now_ms: i64,
+    planner: Planner<'_>,
+) -> Result<Option<Snapshot>, StoreError> {
+    let Some(before) = load_snapshot(conn, id).await? else {
+        return Ok(None);
+    };
+    if before.execution.status.is_final() {
+        return Ok(Some(before));
+    }
+    let plan = planner(&before);
+    apply_plan(conn, id, &plan, now_ms).await?;
+    load_snapshot(conn, id).await
+}
+
+impl SqliteStore {
+    pub(super) async fn create_execution(
+        &self,
+        new: &NewExecution,
+        now_ms: i64,
+    ) -> Result<(), StoreError> {
+        let doing = "creating an execution";
+        let mut tx = self
+            .pool
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(query_err(doing))?;
+        sqlx::query(
+            "INSERT INTO executions (id, workflow, workflow_version, input, status, created_at)
+             VALUES (?, ?, ?, ?, 'running', ?)",
+        )
+        .bind(&new.id)
+        .bind(&new.workflow)
+        .bind(&new.workflow_version)
+        .bind(serde_json::Value::Object(new.input.clone()).to_string())
+        .bind(now_ms)
+        .execute(&mut *tx)
+        .await
+        .map_err(query_err(doing))?;
+        for step in &new.steps {
+            let step_id = match step {
+                StepChange::Pending { step_id }
+                | StepChange::Ready { step_id, .. }
+                | StepChange::Skipped { step_id }
+                | StepChange::Cancelled { step_id } => step_id,
+            };
+            sqlx::query(
+                "INSERT INTO task_runs (execution_id, step_id, status, updated_at)
+                 VALUES (?, ?, 'pending', ?)",
+            )
+            .bind(&new.id)
+            .bind(step_id)
+            .bind(now_ms)
+            .execute(&mut *tx)
+            .await
+            .map_err(query_err(doing))?;
+        }
+        let plan = Plan {
+            steps: new.steps.clone(),
+            finish: new.finish.clone(),
+        };
+        apply_plan(&mut tx, &new.id, &plan, now_ms).await?;
+        tx.commit().await.map_err(query_err(doing))
+    }
+
+    pub(super) async fn claim(
+        &self,
+        runner_id: &str,
+        max: u32,
+        lease_until_ms: i64,
+        now_ms: i64,
+    ) -> Result<Vec<Claim>, StoreError> {
+        let doing = "claiming task runs";
+        let mut tx = self
+            .pool
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(query_err(doing))?;
+        let rows = sqlx::query(
+            "UPDATE task_runs SET status = 'running', claimed_by = ?1, lease_until = ?2,
+                    attempts = attempts + 1, updated_at = ?3
+             WHERE rowid IN (SELECT rowid FROM task_runs
+                             WHERE status = 'ready' AND not_before <= ?3
+                             ORDER BY not_before, execution_id, step_id LIMIT ?4)
+             RETURNING execution_id, step_id, attempts, input",
+        )
+        .bind(runner_id)
+        .bind(lease_until_ms)
+        .bind(now_ms)
+        .bind(i64::from(max))
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(query_err(doing))?;
+        let mut claims = Vec::with_capacity(rows.len());
+        for row in rows {
+            let execution_id: String = row.try_get("execution_id").map_err(query_err(doing))?;
+            let step_id: String = row.try_get("step_id").map_err(query_err(doing))?;
+            let attempts: i64 = row.try_get("attempts").map_err(query_err(doing))?;
+            let input: Option<String> = row.try_get("input").map_err(query_err(doing))?;
+            let number: i64 = sqlx::query_scalar(
+                "INSERT INTO attempts (execution_id, step_id, number, runner_id, started_at)
+                 VALUES (?1, ?2, (SELECT COALESCE(MAX(number), 0) + 1 FROM attempts
+                                  WHERE execution_id = ?1 AND step_id = ?2), ?3, ?4)
+                 RETURNING number",
+            )
+            .bind(&execution_id)
+            .bind(&step_id)
+            .bind(runner_id)
+            .bind(now_ms)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(query_err(doing))?;
+            let workflow =
+                sqlx::query("SELECT workflow, workflow_version FROM executions WHERE id = ?")
+                    .bind(&execution_id)
+                    .fetch_one(&mut *tx)
+                    .await
+                    .map_err(query_err(doing))?;
+            claims.push(Claim {
+                workflow: workflow.try_get("workflow").map_err(query_err(doing))?,
+                workflow_version: workflow
+                    .try_get("workflow_version")
+                    .map_err(query_err(doing))?,
+                input: opt_object(input, "task run input")?.unwrap_or_default(),
+                attempts: u32::try_from(attempts).unwrap_or_default(),
+                number: u32::try_from(number).unwrap_or_default(),
+                execution_id,
+                step_id,
+            });
+        }
+        tx.commit().await.map_err(query_err(doing))?;
+        Ok(claims)
+    }
+
+    pub(super) async fn renew_leases(
+        &self,
+        runner_id: &str,
+        lease_until_ms: i64,
+    ) -> Result<Vec<String>, StoreError> {
+        let doing = "renewing leases";
+        sqlx::query(
+            "UPDATE task_runs SET lease_until = ? WHERE claimed_by = ? AND status = 'running'",
+        )
+        .bind(lease_until_ms)
+        .bind(runner_id)
+        .execute(&self.pool)
+        .await
+        .map_err(query_err(doing))?;
+        sqlx::query_scalar(
+            "SELECT DISTINCT e.id FROM executions e JOIN task_runs t ON t.execution_id = e.id
+             WHERE t.claimed_by = ? AND t.status = 'running' AND e.cancel_requested = 1",
+        )
+        .bind(runner_id)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(query_err(doing))
+    }
+
+    pub(super) async fn finish_attempt(
+        &self,
+        end: &AttemptEnd,
+        now_ms: i64,
+        planner: Planner<'_>,
+    ) -> Result<Option<Snapshot>, StoreError> {
+        let doing = "recording an attempt";
+        let claim = &end.claim;
+        let mut tx = self
+            .pool
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(query_err(doing))?;
+        let (status, output, error, not_before, uncount) = match &end.result {
+            AttemptResult::Succeeded(output) => (
+                "succeeded",
+                Some(serde_json::Value::Object(output.clone()).to_string()),
+                None,
+                0,
+                0,
+            ),
+            AttemptResult::Retry {
+                error,
+                not_before_ms,
+            } => ("ready", None, Some(error.as_str()), *not_before_ms, 0),
+            AttemptResult::Failed(error) => ("failed", None, Some(error.as_str()), 0, 0),
+            AttemptResult::Cancelled => ("cancelled", None, Some("cancelled"), 0, 0),
+            AttemptResult::Interrupted => ("ready", None, None, now_ms, 1),
+        };
+        // Guarded by the claim: a runner whose lease expired and whose task
+        // run went to another runner changes nothing.
+        let updated = sqlx::query(
+            "UPDATE task_runs SET status = ?, output = ?, error = COALESCE(?, error), not_before = ?,
+                    attempts = attempts - ?, claimed_by = NULL, lease_until = NULL, updated_at = ?
+             WHERE execution_id = ? AND step_id = ? AND status = 'running'
+               AND claimed_by = ? AND attempts = ?",
+        )
+        .bind(status)
+        .bind(output)
+        .bind(error)
+        .bind(not_before)
+        .bind(uncount)
+        .bind(now_ms)
+        .bind(&claim.execution_id)
+        .bind(&claim.step_id)
+        .bind(&end.runner_id)
+        .bind(i64::from(claim.attempts))
+        .execute(&mut *tx)
+        .await
+        .map_err(query_err(doing))?;
+        if updated.rows_affected() == 0 {
+            return Ok(None);
+        }
+        let attempt_error = match &end.result {
+            AttemptResult::Retry { error, .. } | AttemptResult::Failed(error) => {
+                Some(error.as_str())
+            }
+            _ => None,
+        };
+        sqlx::query(
+            "UPDATE attempts SET finished_at = ?, outcome = ?, error = ?, logs = ?, stdout = ?, stderr = ?
+             WHERE execution_id = ? AND step_id = ? AND number = ?",
+        )
+        .bind(now_ms)
+        .bind(&end.outcome)
+        .bind(attempt_error)
+        .bind(end.logs.to_string())
+        .bind(&end.stdout)
+        .bind(&end.stderr)
+        .bind(&claim.execution_id)
+        .bind(&claim.step_id)
+        .bind(i64::from(claim.number))
+        .execute(&mut *tx)
+        .await
+        .map_err(query_err(doing))?;
+        let after = replan(&mut tx, &claim.execution_id, now_ms, planner).await?;
+        tx.commit().await.map_err(query_err(doing))?;
+        Ok(after)
+    }
+
+    pub(super) async fn reap_expired(
+        &self,
+        now_ms: i64,
+        planner: Planner<'_>,
+    ) -> Result<u64, StoreError> {
+        let doing = "reaping expired leases";
+        let mut tx = self
+            .pool
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(query_err(doing))?;
+        let rows = sqlx::query(
+            "UPDATE task_runs SET status = 'ready', attempts = attempts - 1, claimed_by = NULL,
+                    lease_until = NULL, not_before = ?1, updated_at = ?1
+             WHERE status = 'running' AND lease_until < ?1
+             RETURNING execution_id, step_id",
+        )
+        .bind(now_ms)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(query_err(doing))?;
+        let mut executions = std::collections::BTreeSet::new();
+        for row in &rows {
+            let execution_id: String = row.try_get("execution_id").map_err(query_err(doing))?;
+            let step_id: String = row.try_get("step_id").map_err(query_err(doing))?;
+            sqlx::query(
+                "UPDATE attempts SET finished_at = ?, outcome = 'interrupted',
+                        error = 'lease expired: its runner stopped renewing it'
+                 WHERE execution_id = ? AND step_id = ? AND finished_at IS NULL",
+            )
+            .bind(now_ms)
+            .bind(&execution_id)
+            .bind(&step_id)
+            .execute(&mut *tx)
+            .await
+            .map_err(query_err(doing))?;
+            executions.insert(execution_id);
+        }
+        // A cancelled execution must not run its reaped steps again.
+        for id in &executions {
+            replan(&mut tx, id, now_ms, planner).await?;
+        }
+        tx.commit().await.map_err(query_err(doing))?;
+        Ok(rows.len() as u64)
+    }
+
+    pub(super) async fn cancel_execution(
+        &self,
+        id: &str,
+        now_ms: i64,
+        planner: Planner<'_>,
+    ) -> Result<Option<Snapshot>, StoreError> {
+        let doing = "cancelling an execution";
+        let mut tx = self
+            .pool
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(query_err(doing))?;
+        let updated = sqlx::query(
+            "UPDATE executions SET cancel_requested = 1 WHERE id = ? AND status = 'running'",
+        )
+        .bind(id)
+        .execute(&mut *tx)
+        .await
+        .map_err(query_err(doing))?;
+        let after = if updated.rows_affected() == 0 {
+            load_snapshot(&mut tx, id).await?
+        } else {
+            replan(&mut tx, id, now_ms, planner).await?
+        };
+        tx.commit().await.map_err(query_err(doing))?;
+        Ok(after)
+    }
+
+    pub(super) async fn execution(&self, id: &str) -> Result<Option<Snapshot>, StoreError> {
+        let mut conn = self
+            .pool
+            .acquire()
+            .await
+            .map_err(query_err("reading an execution"))?;
+        load_snapshot(&mut conn, id).await
+    }
+
+    pub(super) async fn list_executions(
+        &self,
+        filter: &ExecutionFilter,
+    ) -> Result<Vec<ExecutionRecord>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT * FROM executions
+             WHERE (?1 IS NULL OR workflow = ?1) AND (?2 IS NULL OR status = ?2)
+             ORDER BY created_at DESC, id DESC LIMIT ?3",
+        )
+        .bind(filter.workflow.as_deref())
+        .bind(filter.status.map(ExecutionStatus::as_str))
+        .bind(i64::from(filter.limit.unwrap_or(100)))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(query_err("listing executions"))?;
+        rows.iter().map(execution_record).collect()
+    }
+
+    pub(super) async fn attempts(
+        &self,
+        execution_id: &str,
+        step_id: Option<&str>,
+    ) -> Result<Vec<AttemptRecord>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT * FROM attempts WHERE execution_id = ?1 AND (?2 IS NULL OR step_id = ?2)
+             ORDER BY started_at, step_id, number",
+        )
+        .bind(execution_id)
+        .bind(step_id)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(query_err("listing attempts"))?;
+        rows.iter().map(attempt_record).collect()
+    }
+}

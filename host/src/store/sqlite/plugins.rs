@@ -1,0 +1,120 @@
+//! Plugin registry queries.
+
+use sqlx::Row;
+use sqlx::sqlite::SqliteRow;
+
+use super::SqliteStore;
+use crate::sandbox::PluginInfo;
+use crate::store::{Added, PluginRecord, StoreError, now_rfc3339};
+
+use super::query_err;
+
+fn plugin_record(row: &SqliteRow) -> Result<PluginRecord, StoreError> {
+    let info: String = row.try_get("info").map_err(query_err("reading a plugin"))?;
+    let info: PluginInfo = serde_json::from_str(&info).map_err(|e| StoreError::Corrupt {
+        what: "plugin info",
+        reason: e.to_string(),
+    })?;
+    let size: i64 = row.try_get("size").map_err(query_err("reading a plugin"))?;
+    Ok(PluginRecord {
+        info,
+        sha256: row
+            .try_get("sha256")
+            .map_err(query_err("reading a plugin"))?,
+        size: u64::try_from(size).unwrap_or_default(),
+        added_at: row
+            .try_get("added_at")
+            .map_err(query_err("reading a plugin"))?,
+    })
+}
+
+impl SqliteStore {
+    pub(super) async fn add_plugin(
+        &self,
+        info: &PluginInfo,
+        sha256: &str,
+        bytes: &[u8],
+    ) -> Result<Added, StoreError> {
+        let mut tx = self
+            .pool
+            .begin()
+            .await
+            .map_err(query_err("registering a plugin"))?;
+        let existing: Option<String> =
+            sqlx::query_scalar("SELECT sha256 FROM plugins WHERE name = ? AND version = ?")
+                .bind(&info.name)
+                .bind(&info.version)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(query_err("registering a plugin"))?;
+        match existing {
+            Some(existing) if existing == sha256 => return Ok(Added::Unchanged),
+            Some(existing) => {
+                return Err(StoreError::PluginConflict {
+                    name: info.name.clone(),
+                    version: info.version.clone(),
+                    existing,
+                });
+            }
+            None => {}
+        }
+        let info_json = serde_json::to_string(info).map_err(|e| StoreError::Corrupt {
+            what: "plugin info",
+            reason: e.to_string(),
+        })?;
+        sqlx::query(
+            "INSERT INTO plugins (name, version, sha256, info, size, bytes, added_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&info.name)
+        .bind(&info.version)
+        .bind(sha256)
+        .bind(info_json)
+        .bind(i64::try_from(bytes.len()).unwrap_or(i64::MAX))
+        .bind(bytes)
+        .bind(now_rfc3339())
+        .execute(&mut *tx)
+        .await
+        .map_err(query_err("registering a plugin"))?;
+        tx.commit()
+            .await
+            .map_err(query_err("registering a plugin"))?;
+        Ok(Added::New)
+    }
+
+    pub(super) async fn list_plugins(&self) -> Result<Vec<PluginRecord>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT name, version, sha256, info, size, added_at FROM plugins
+             ORDER BY name, added_at",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(query_err("listing plugins"))?;
+        rows.iter().map(plugin_record).collect()
+    }
+
+    pub(super) async fn plugin(
+        &self,
+        reference: &str,
+    ) -> Result<Option<(PluginRecord, Vec<u8>)>, StoreError> {
+        let (name, version) = match reference.split_once('@') {
+            Some((name, version)) => (name, Some(version)),
+            None => (reference, None),
+        };
+        let row = sqlx::query(
+            "SELECT name, version, sha256, info, size, added_at, bytes FROM plugins
+             WHERE name = ?1 AND (?2 IS NULL OR version = ?2)
+             ORDER BY added_at DESC LIMIT 1",
+        )
+        .bind(name)
+        .bind(version)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(query_err("looking up a plugin"))?;
+        let Some(row) = row else { return Ok(None) };
+        let bytes: Vec<u8> = row
+            .try_get("bytes")
+            .map_err(query_err("reading plugin bytes"))?;
+        Ok(Some((plugin_record(&row)?, bytes)))
+    }
+}

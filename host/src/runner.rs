@@ -1,0 +1,659 @@
+//! The runner: the embeddable engine and its lifecycle.
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, PoisonError, Weak};
+use std::time::Duration;
+
+use serde::Serialize;
+use tokio::sync::{Semaphore, watch};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::error::RunnerError;
+use crate::runtime::{
+    Catalog, DrainReport, Progress, RuntimeConfig, Shared, planner, progress::ExecutionProgress,
+    run_executor, run_lease_keeper,
+};
+use crate::sandbox::{Grants, Limits, PluginInfo, Sandbox, SandboxConfig};
+use crate::store::{
+    self, Added, Applied, AttemptRecord, ExecutionFilter, ExecutionRecord, ExecutionStatus,
+    NewExecution, Object, Snapshot, Store, TaskRunStatus, now_ms,
+};
+use crate::workflow::{TaskCatalog, Workflow};
+
+/// Builds a [`Runner`]. Every setting has a default suited to one host.
+#[derive(Debug, Clone)]
+pub struct RunnerBuilder {
+    database_url: String,
+    sandbox: SandboxConfig,
+    concurrency: usize,
+    lease: Duration,
+    claim_batch: u32,
+    poll_interval: Duration,
+    default_limits: Limits,
+    default_grants: Grants,
+    execute: bool,
+}
+
+impl Default for RunnerBuilder {
+    fn default() -> Self {
+        Self {
+            database_url: store::DEFAULT_DATABASE_URL.to_owned(),
+            sandbox: SandboxConfig::default(),
+            concurrency: 16,
+            lease: Duration::from_secs(30),
+            claim_batch: 32,
+            poll_interval: Duration::from_millis(250),
+            default_limits: Limits::default(),
+            default_grants: Grants::default(),
+            execute: true,
+        }
+    }
+}
+
+impl RunnerBuilder {
+    /// The database (default `sqlite://corral.db`).
+    pub fn database_url(mut self, url: impl Into<String>) -> Self {
+        self.database_url = url.into();
+        self
+    }
+
+    /// How many attempts run at once on this runner (default 16).
+    pub fn concurrency(mut self, n: usize) -> Self {
+        self.concurrency = n.max(1);
+        self
+    }
+
+    /// The epoch tick: granularity of timeouts and halting (default 5 ms).
+    pub fn epoch_tick(mut self, tick: Duration) -> Self {
+        self.sandbox.epoch_tick = tick;
+        self
+    }
+
+    /// Directory of compiled plugin artifacts (default: none).
+    pub fn cache_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.sandbox.cache_dir = Some(dir.into());
+        self
+    }
+
+    /// Every sandbox setting at once.
+    pub fn sandbox_config(mut self, config: SandboxConfig) -> Self {
+        self.sandbox = config;
+        self
+    }
+
+    /// Limits of attempts whose step and task set none (default [`Limits::default`]).
+    pub fn default_limits(mut self, limits: Limits) -> Self {
+        self.default_limits = limits;
+        self
+    }
+
+    /// Grants every attempt gets, under its step's own (default none).
+    pub fn default_grants(mut self, grants: Grants) -> Self {
+        self.default_grants = grants;
+        self
+    }
+
+    /// How long a claim holds without renewal (default 30 s). A runner that
+    /// dies loses its claims after this long; they then run elsewhere.
+    pub fn lease(mut self, lease: Duration) -> Self {
+        self.lease = lease.max(Duration::from_millis(300));
+        self
+    }
+
+    /// Most task runs claimed in one query (default 32).
+    pub fn claim_batch(mut self, n: u32) -> Self {
+        self.claim_batch = n.max(1);
+        self
+    }
+
+    /// How often to look for work when nothing woke the runner (default
+    /// 250 ms): bounds the delay of retries' backoff and of work submitted
+    /// by other processes.
+    pub fn poll_interval(mut self, interval: Duration) -> Self {
+        self.poll_interval = interval;
+        self
+    }
+
+    /// Whether this runner executes work (default true). A runner that does
+    /// not only submits, inspects and cancels: what the CLI's `status` or
+    /// `run --detach` use.
+    pub fn execute(mut self, execute: bool) -> Self {
+        self.execute = execute;
+        self
+    }
+
+    /// Opens the database (migrating it), builds the sandbox and starts the
+    /// background work: the executor and the lease keeper.
+    pub async fn build(self) -> Result<Runner, RunnerError> {
+        let store = store::connect(&self.database_url).await?;
+        let sandbox = Sandbox::new(SandboxConfig {
+            max_concurrent_attempts: self
+                .sandbox
+                .max_concurrent_attempts
+                .max(u32::try_from(self.concurrency + 8).unwrap_or(u32::MAX)),
+            ..self.sandbox
+        })?;
+        let runner_id = format!(
+            "{}-{}",
+            std::process::id(),
+            &uuid::Uuid::new_v4().simple().to_string()[..8]
+        );
+        let shared = Arc::new(Shared {
+            catalog: Catalog::new(store.clone(), sandbox.clone()),
+            runner_id,
+            store,
+            sandbox,
+            config: RuntimeConfig {
+                lease: self.lease,
+                claim_batch: self.claim_batch,
+                poll_interval: self.poll_interval,
+                default_limits: self.default_limits,
+                default_grants: self.default_grants,
+            },
+            running: Default::default(),
+            slots: Arc::new(Semaphore::new(self.concurrency)),
+            wake: Default::default(),
+            progress: Progress::default(),
+            stop_claiming: CancellationToken::new(),
+            stop_background: CancellationToken::new(),
+        });
+        let (grace, grace_rx) = watch::channel(None);
+        let background = self.execute.then(|| Background {
+            executor: tokio::spawn(run_executor(shared.clone(), grace_rx)),
+            leases: tokio::spawn(run_lease_keeper(shared.clone())),
+        });
+        tracing::info!(runner = %shared.runner_id, execute = self.execute, "runner started");
+        Ok(Runner {
+            shared,
+            background: Mutex::new(background),
+            grace,
+        })
+    }
+}
+
+struct Background {
+    executor: JoinHandle<DrainReport>,
+    leases: JoinHandle<()>,
+}
+
+/// What [`Runner::shutdown`] did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct ShutdownReport {
+    /// Attempts that finished within the grace period.
+    pub finished: usize,
+    /// Attempts halted when the grace period ran out; recorded as
+    /// interrupted, they run again on the next runner.
+    pub halted: usize,
+    /// Whether the runner had already been shut down (nothing was done).
+    pub already_shut_down: bool,
+}
+
+/// One step of an execution, as reported.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct StepReport {
+    /// The step's id.
+    pub id: String,
+    /// Its state.
+    pub status: TaskRunStatus,
+    /// Attempts that counted.
+    pub attempts: u32,
+    /// Its last error.
+    pub error: Option<String>,
+    /// Its output, once succeeded.
+    pub output: Option<Object>,
+}
+
+/// An execution, as reported by [`Runner::status`] and [`ExecutionHandle::wait`].
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ExecutionReport {
+    /// Its id.
+    pub id: String,
+    /// The workflow.
+    pub workflow: String,
+    /// The workflow version it ran.
+    pub workflow_version: String,
+    /// Its state.
+    pub status: ExecutionStatus,
+    /// Why it failed.
+    pub error: Option<String>,
+    /// The result: the outputs of the succeeded steps that no other step
+    /// depends on, merged in step order (later steps win on conflicts).
+    pub output: Object,
+    /// Every step.
+    pub steps: Vec<StepReport>,
+}
+
+impl ExecutionReport {
+    fn new(snapshot: Snapshot, workflow: Option<&Workflow>) -> Self {
+        let is_sink = |id: &str| {
+            workflow.is_none_or(|w| {
+                w.downstream(id)
+                    .is_none_or(|downstream| downstream.is_empty())
+            })
+        };
+        let mut output = Object::new();
+        let order: Vec<String> = match workflow {
+            Some(w) => w.topological_order().iter().map(|s| s.id.clone()).collect(),
+            None => snapshot.runs.iter().map(|r| r.step_id.clone()).collect(),
+        };
+        for id in &order {
+            let run = snapshot.runs.iter().find(|r| &r.step_id == id);
+            if let Some(out) = run.and_then(|r| r.output.as_ref()).filter(|_| is_sink(id)) {
+                output.extend(out.clone());
+            }
+        }
+        let execution = snapshot.execution;
+        Self {
+            id: execution.id,
+            workflow: execution.workflow,
+            workflow_version: execution.workflow_version,
+            status: execution.status,
+            error: execution.error,
+            output,
+            steps: snapshot
+                .runs
+                .into_iter()
+                .map(|r| StepReport {
+                    id: r.step_id,
+                    status: r.status,
+                    attempts: r.attempts,
+                    error: r.error,
+                    output: r.output,
+                })
+                .collect(),
+        }
+    }
+}
+
+/// Runs workflows: submits executions, executes task runs in the sandbox,
+/// records everything in the database.
+///
+/// **Stop it with [`shutdown`](Runner::shutdown)**: that lets in-flight
+/// attempts finish within a grace period, records the rest as interrupted
+/// and closes the database. Dropping a runner without it still leaves
+/// nothing behind — every guest is halted at once, every background task is
+/// aborted and the pool is closed — but the attempts it halts keep their
+/// claims until their lease expires, and only then run elsewhere.
+///
+/// ```no_run
+/// # async fn demo() -> Result<(), corral::RunnerError> {
+/// use std::time::Duration;
+/// use corral::{Runner, Workflow};
+///
+/// let runner = Runner::builder().database_url("sqlite://corral.db").build().await?;
+/// runner.register_plugin_file("plugins/target/wasm32-wasip2/release/hello.wasm").await?;
+/// runner.apply_workflow(&Workflow::from_toml(r#"
+///     name = "greet"
+///     [[steps]]
+///     id = "greet"
+///     task = "hello/greet"
+/// "#, None)?).await?;
+/// let execution = runner.execute("greet", serde_json::json!({"name": "Ada"})).await?;
+/// let report = execution.wait().await?;
+/// assert_eq!(report.output["greeting"], "hello, Ada");
+/// runner.shutdown(Duration::from_secs(10)).await;
+/// # Ok(()) }
+/// ```
+#[must_use = "a Runner works in the background until `shutdown` is called; dropping it halts every guest at once"]
+pub struct Runner {
+    shared: Arc<Shared>,
+    background: Mutex<Option<Background>>,
+    grace: watch::Sender<Option<Duration>>,
+}
+
+/// A submitted execution: its id, its live progress, its result.
+#[derive(Clone)]
+pub struct ExecutionHandle {
+    id: String,
+    store: Arc<dyn Store>,
+    poll: Duration,
+    progress: watch::Receiver<ExecutionProgress>,
+    shared: Weak<Shared>,
+}
+
+impl std::fmt::Debug for ExecutionHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ExecutionHandle")
+            .field("id", &self.id)
+            .finish()
+    }
+}
+
+impl ExecutionHandle {
+    /// The execution's id.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// A watch of the execution's state and its steps' states, updated as
+    /// this runner records changes.
+    pub fn progress(&self) -> watch::Receiver<ExecutionProgress> {
+        self.progress.clone()
+    }
+
+    /// Waits until the execution ends and returns its report. Works for
+    /// executions run by other processes too (it polls the database).
+    pub async fn wait(&self) -> Result<ExecutionReport, RunnerError> {
+        let mut progress = self.progress.clone();
+        loop {
+            let snapshot = self
+                .store
+                .execution(&self.id)
+                .await?
+                .ok_or_else(|| RunnerError::UnknownExecution(self.id.clone()))?;
+            if snapshot.execution.status.is_final() {
+                let workflow = stored_workflow(&*self.store, &snapshot).await;
+                return Ok(ExecutionReport::new(snapshot, workflow.as_ref()));
+            }
+            tokio::select! {
+                _ = progress.changed() => {}
+                () = tokio::time::sleep(self.poll) => {}
+            }
+        }
+    }
+
+    /// Cancels the execution (see [`Runner::cancel`]).
+    pub async fn cancel(&self) -> Result<(), RunnerError> {
+        let shared = self.shared.upgrade().ok_or(RunnerError::ShutDown)?;
+        cancel(&shared, &self.id).await.map(drop)
+    }
+}
+
+async fn stored_workflow(store: &dyn Store, snapshot: &Snapshot) -> Option<Workflow> {
+    let record = store
+        .workflow(
+            &snapshot.execution.workflow,
+            Some(&snapshot.execution.workflow_version),
+        )
+        .await
+        .ok()??;
+    Workflow::from_stored(record.definition).ok()
+}
+
+/// The registered plugins, as the workflow validator sees them.
+struct Registered(Vec<PluginInfo>);
+
+impl TaskCatalog for Registered {
+    fn tasks(&self, plugin: &str) -> Option<Vec<String>> {
+        self.0
+            .iter()
+            .find(|p| p.name == plugin)
+            .map(|p| p.tasks.iter().map(|t| t.name.clone()).collect())
+    }
+
+    fn plugins(&self) -> Vec<String> {
+        self.0.iter().map(|p| p.name.clone()).collect()
+    }
+}
+
+impl Runner {
+    /// A builder with the defaults.
+    pub fn builder() -> RunnerBuilder {
+        RunnerBuilder::default()
+    }
+
+    /// This runner's id, as recorded in claims and attempts.
+    pub fn id(&self) -> &str {
+        &self.shared.runner_id
+    }
+
+    /// How many attempts are running in this runner's sandbox right now.
+    pub fn attempts_in_flight(&self) -> usize {
+        self.shared.sandbox.in_flight()
+    }
+
+    /// The store this runner uses.
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.shared.store
+    }
+
+    fn check_running(&self) -> Result<(), RunnerError> {
+        if self.shared.store.is_closed() {
+            Err(RunnerError::ShutDown)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Validates and registers a plugin component, and applies the
+    /// workflows it ships. Registering the same bytes again changes nothing.
+    pub async fn register_plugin(
+        &self,
+        bytes: Vec<u8>,
+    ) -> Result<(PluginInfo, String, Added), RunnerError> {
+        self.check_running()?;
+        let plugin = self.shared.sandbox.load_plugin(bytes.clone()).await?;
+        let info = plugin.info().clone();
+        let added = self
+            .shared
+            .store
+            .add_plugin(&info, plugin.sha256(), &bytes)
+            .await?;
+        self.shared.catalog.forget_plugin(&info.name);
+        for shipped in &info.workflows {
+            let workflow = Workflow::from_plugin_toml(&shipped.definition)?;
+            self.apply_workflow(&workflow).await?;
+        }
+        Ok((info, plugin.sha256().to_owned(), added))
+    }
+
+    /// Reads and registers a plugin file (see [`register_plugin`](Self::register_plugin)).
+    pub async fn register_plugin_file(
+        &self,
+        path: impl Into<PathBuf>,
+    ) -> Result<(PluginInfo, String, Added), RunnerError> {
+        let path = path.into();
+        let bytes = tokio::fs::read(&path)
+            .await
+            .map_err(|source| crate::sandbox::PluginError::Read { path, source })?;
+        self.register_plugin(bytes).await
+    }
+
+    /// Checks a workflow's tasks against the registered plugins and stores
+    /// it. Nothing is stored if a check fails.
+    pub async fn apply_workflow(&self, workflow: &Workflow) -> Result<Applied, RunnerError> {
+        self.check_running()?;
+        let plugins = self.shared.store.list_plugins().await?;
+        workflow.validate_tasks(&Registered(plugins.into_iter().map(|p| p.info).collect()))?;
+        let definition = workflow.to_stored();
+        Ok(self
+            .shared
+            .store
+            .apply_workflow(workflow.name(), workflow.version(), &definition, now_ms())
+            .await?)
+    }
+
+    /// Starts an execution of the latest version of workflow `name`.
+    /// `input` must be a JSON object.
+    pub async fn execute(
+        &self,
+        name: &str,
+        input: serde_json::Value,
+    ) -> Result<ExecutionHandle, RunnerError> {
+        self.check_running()?;
+        let serde_json::Value::Object(input) = input else {
+            return Err(RunnerError::InvalidInput(
+                "the execution input must be a JSON object".into(),
+            ));
+        };
+        let record = self
+            .shared
+            .store
+            .workflow(name, None)
+            .await?
+            .ok_or_else(|| RunnerError::UnknownWorkflow(name.to_owned()))?;
+        let workflow = self.shared.catalog.workflow(name, &record.version).await?;
+        let id = uuid::Uuid::now_v7().to_string();
+        let now = now_ms();
+        let plan = planner::initial(&workflow, &input, now);
+        let new = NewExecution {
+            id: id.clone(),
+            workflow: name.to_owned(),
+            workflow_version: record.version,
+            input,
+            steps: plan.steps,
+            finish: plan.finish,
+        };
+        self.shared.store.create_execution(&new, now).await?;
+        let span = tracing::info_span!("execution", execution = %id, workflow = %name);
+        span.in_scope(|| tracing::info!("execution submitted"));
+        self.shared.wake.notify_one();
+        self.handle(id).await
+    }
+
+    /// A handle on an existing execution.
+    pub async fn handle(&self, id: String) -> Result<ExecutionHandle, RunnerError> {
+        let snapshot = self
+            .shared
+            .store
+            .execution(&id)
+            .await?
+            .ok_or_else(|| RunnerError::UnknownExecution(id.clone()))?;
+        let progress = self.shared.progress.subscribe(&snapshot);
+        Ok(ExecutionHandle {
+            id,
+            store: self.shared.store.clone(),
+            poll: self.shared.config.poll_interval,
+            progress,
+            shared: Arc::downgrade(&self.shared),
+        })
+    }
+
+    /// The execution `id` and its steps.
+    pub async fn status(&self, id: &str) -> Result<ExecutionReport, RunnerError> {
+        let snapshot = self
+            .shared
+            .store
+            .execution(id)
+            .await?
+            .ok_or_else(|| RunnerError::UnknownExecution(id.to_owned()))?;
+        let workflow = stored_workflow(&*self.shared.store, &snapshot).await;
+        Ok(ExecutionReport::new(snapshot, workflow.as_ref()))
+    }
+
+    /// Executions, newest first.
+    pub async fn list_executions(
+        &self,
+        filter: &ExecutionFilter,
+    ) -> Result<Vec<ExecutionRecord>, RunnerError> {
+        Ok(self.shared.store.list_executions(filter).await?)
+    }
+
+    /// Attempts of an execution (of one step if given), with captured output.
+    pub async fn attempts(
+        &self,
+        id: &str,
+        step: Option<&str>,
+    ) -> Result<Vec<AttemptRecord>, RunnerError> {
+        if self.shared.store.execution(id).await?.is_none() {
+            return Err(RunnerError::UnknownExecution(id.to_owned()));
+        }
+        Ok(self.shared.store.attempts(id, step).await?)
+    }
+
+    /// Cancels an execution: steps not started are cancelled at once, and
+    /// running attempts are halted — here at once, on other runners within
+    /// their next lease renewal.
+    pub async fn cancel(&self, id: &str) -> Result<ExecutionReport, RunnerError> {
+        self.check_running()?;
+        let snapshot = cancel(&self.shared, id).await?;
+        let workflow = stored_workflow(&*self.shared.store, &snapshot).await;
+        Ok(ExecutionReport::new(snapshot, workflow.as_ref()))
+    }
+
+    /// Stops the runner gracefully: stops claiming, lets in-flight attempts
+    /// finish within `grace`, halts the rest (recorded as interrupted: they
+    /// go back to the queue without using up a retry), joins every
+    /// background task and closes the database pool. Calling it again does
+    /// nothing.
+    pub async fn shutdown(&self, grace: Duration) -> ShutdownReport {
+        let background = self
+            .background
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        if self.shared.store.is_closed() {
+            return ShutdownReport {
+                already_shut_down: true,
+                ..ShutdownReport::default()
+            };
+        }
+        let mut report = ShutdownReport::default();
+        if let Some(background) = background {
+            self.grace.send_replace(Some(grace));
+            self.shared.stop_claiming.cancel();
+            match background.executor.await {
+                Ok(drained) => {
+                    report.finished = drained.finished;
+                    report.halted = drained.halted;
+                }
+                Err(error) => tracing::error!(%error, "the executor task failed"),
+            }
+            self.shared.stop_background.cancel();
+            if let Err(error) = background.leases.await {
+                tracing::error!(%error, "the lease keeper task failed");
+            }
+        }
+        self.shared.sandbox.halt_all();
+        self.shared.store.close().await;
+        tracing::info!(runner = %self.shared.runner_id, ?report, "runner shut down");
+        report
+    }
+}
+
+async fn cancel(shared: &Shared, id: &str) -> Result<Snapshot, RunnerError> {
+    let snapshot = shared
+        .store
+        .cancel_execution(id, now_ms(), &planner::cancel_only)
+        .await?
+        .ok_or_else(|| RunnerError::UnknownExecution(id.to_owned()))?;
+    shared.cancel_local(id);
+    shared.progress.publish(&snapshot);
+    Ok(snapshot)
+}
+
+impl Drop for Runner {
+    /// Halts without grace and without blocking: halt flag, epoch bump and
+    /// cancel token stop every guest; the background tasks are aborted (their
+    /// attempt tasks with them); the pool is marked closed at once and its
+    /// connections are closed on the side.
+    fn drop(&mut self) {
+        let background = self
+            .background
+            .get_mut()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        if background.is_none() && self.shared.store.is_closed() {
+            return;
+        }
+        self.shared.stop_claiming.cancel();
+        self.shared.stop_background.cancel();
+        self.shared.sandbox.halt_all();
+        if let Some(background) = background {
+            background.executor.abort();
+            background.leases.abort();
+        }
+        let closing = self.shared.store.close();
+        match tokio::runtime::Handle::try_current() {
+            Ok(handle) => {
+                handle.spawn(closing);
+            }
+            Err(_) => {
+                let spawned = std::thread::Builder::new()
+                    .name("corral-pool-close".into())
+                    .spawn(move || {
+                        if let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                            .enable_all()
+                            .build()
+                        {
+                            rt.block_on(closing);
+                        }
+                    });
+                if let Err(error) = spawned {
+                    tracing::warn!(%error, "cannot close the database pool in the background");
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,215 @@
+//! Running one claimed task run: one attempt in the sandbox, then recording
+//! its end and what the planner decides next, in one transaction.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::json;
+use tracing::Instrument;
+
+use super::{Shared, planner};
+use crate::error::RunnerError;
+use crate::sandbox::{AttemptReport, AttemptRequest, Outcome};
+use crate::store::{
+    AttemptEnd, AttemptResult, Claim, ExecutionStatus, Plan, Snapshot, StepChange, TaskRunStatus,
+    now_ms,
+};
+use crate::workflow::{FailureKind, NextAttempt, RetryPolicy, TaskDefaults, Workflow};
+
+/// Runs `claim` and records it. Errors are logged: an attempt whose end
+/// could not be recorded keeps its lease until it expires, then the reaper
+/// returns it to the queue.
+pub(crate) async fn run_claim(shared: Arc<Shared>, claim: Claim) {
+    let span = tracing::info_span!(
+        "task_run",
+        execution = %claim.execution_id,
+        step = %claim.step_id,
+        attempt = claim.number,
+    );
+    async move {
+        let workflow = match shared
+            .catalog
+            .workflow(&claim.workflow, &claim.workflow_version)
+            .await
+        {
+            Ok(workflow) => workflow,
+            Err(error) => return fail_execution(&shared, &claim, &error).await,
+        };
+        let key = (claim.execution_id.clone(), claim.step_id.clone());
+        let control = shared.sandbox.control();
+        shared.running.insert(key.clone(), control.clone());
+        shared.progress.running(&claim.execution_id, &claim.step_id);
+        let ran = attempt(&shared, &workflow, &claim, &control).await;
+        shared.running.remove(&key);
+        let end = match ran {
+            Ok((report, retry)) => end_of(&shared, &claim, &report, &retry),
+            // Halted while loading the plugin: not the task's fault either.
+            Err(_) if shared.sandbox.is_halted() => interrupted(&shared, &claim),
+            Err(error) => setup_failure(&shared, &claim, &error),
+        };
+        tracing::info!(outcome = %end.outcome, "attempt ended");
+        let now = now_ms();
+        let planner = move |snapshot: &Snapshot| planner::plan(&workflow, snapshot, now);
+        record(&shared, &end, now, &planner).await;
+    }
+    .instrument(span)
+    .await
+}
+
+async fn record(shared: &Shared, end: &AttemptEnd, now: i64, planner: crate::store::Planner<'_>) {
+    match shared.store.finish_attempt(end, now, planner).await {
+        Ok(Some(snapshot)) => {
+            shared.progress.publish(&snapshot);
+            shared.wake.notify_one();
+        }
+        Ok(None) => {
+            tracing::warn!("lease lost: another runner owns this task run now; result dropped")
+        }
+        Err(error) => tracing::error!(%error, "cannot record the attempt"),
+    }
+}
+
+/// The workflow version of a claim cannot be loaded (a corrupt definition
+/// or a database fault): nothing can be decided for the execution, so it
+/// fails with the reason rather than holding its lease for ever.
+async fn fail_execution(shared: &Shared, claim: &Claim, error: &RunnerError) {
+    tracing::error!(%error, "cannot load the workflow of a claimed task run");
+    let end = setup_failure(shared, claim, error);
+    let reason = format!(
+        "cannot load workflow {}@{}: {error}",
+        claim.workflow, claim.workflow_version
+    );
+    let planner = move |snapshot: &Snapshot| {
+        let steps = snapshot
+            .runs
+            .iter()
+            .filter(|r| matches!(r.status, TaskRunStatus::Pending | TaskRunStatus::Ready))
+            .map(|r| StepChange::Cancelled {
+                step_id: r.step_id.clone(),
+            })
+            .collect();
+        Plan {
+            steps,
+            finish: Some((ExecutionStatus::Failed, Some(reason.clone()))),
+        }
+    };
+    record(shared, &end, now_ms(), &planner).await;
+}
+
+async fn attempt(
+    shared: &Shared,
+    workflow: &Workflow,
+    claim: &Claim,
+    control: &crate::sandbox::AttemptControl,
+) -> Result<(AttemptReport, RetryPolicy), RunnerError> {
+    let step = workflow
+        .step(&claim.step_id)
+        .ok_or_else(|| RunnerError::UnknownStep(claim.step_id.clone()))?;
+    let plugin = shared.catalog.plugin(step.task.plugin()).await?;
+    let hints = plugin.info().task(step.task.task());
+    let task = TaskDefaults {
+        timeout: hints
+            .and_then(|t| t.default_timeout_ms)
+            .map(Duration::from_millis),
+        max_attempts: hints.and_then(|t| t.max_attempts),
+    };
+    let mut settings = workflow.settings(step, task, &shared.config.default_limits);
+    let mut grants = shared.config.default_grants.clone();
+    grants
+        .dirs
+        .retain(|d| !settings.grants.dirs.iter().any(|s| s.guest == d.guest));
+    grants.dirs.append(&mut settings.grants.dirs);
+    grants.env.append(&mut settings.grants.env);
+    let request = AttemptRequest {
+        task: step.task.task().to_owned(),
+        input: claim.input.clone(),
+        grants,
+        limits: settings.limits,
+    };
+    let report = shared.sandbox.run(&plugin, &request, control).await?;
+    Ok((report, settings.retry))
+}
+
+fn failure_kind(outcome: &Outcome) -> Option<FailureKind> {
+    Some(match outcome {
+        Outcome::Succeeded { .. } => return None,
+        Outcome::Failed { retryable, .. } => FailureKind::Error {
+            retryable: *retryable,
+        },
+        Outcome::TimedOut { .. } => FailureKind::Timeout,
+        Outcome::Cancelled => FailureKind::Cancelled,
+        Outcome::Halted => FailureKind::Interrupted,
+        Outcome::MemoryLimitExceeded { .. } => FailureKind::MemoryLimit,
+        Outcome::OutOfFuel => FailureKind::OutOfFuel,
+        Outcome::Trapped { .. } => FailureKind::Trap,
+        Outcome::InvalidOutput { .. } => FailureKind::InvalidOutput,
+        Outcome::PluginError { .. } => FailureKind::PluginError,
+    })
+}
+
+fn end_of(
+    shared: &Shared,
+    claim: &Claim,
+    report: &AttemptReport,
+    retry: &RetryPolicy,
+) -> AttemptEnd {
+    let outcome = &report.outcome;
+    let result = match (outcome, failure_kind(outcome)) {
+        (Outcome::Succeeded { output }, _) => AttemptResult::Succeeded(output.clone()),
+        (_, Some(FailureKind::Cancelled)) => AttemptResult::Cancelled,
+        (_, Some(kind)) => after_failure(retry, claim.attempts, kind, outcome.to_string()),
+        (_, None) => AttemptResult::Failed(outcome.to_string()),
+    };
+    let outcome_name = match result {
+        AttemptResult::Interrupted => "interrupted".to_owned(),
+        _ => outcome.kind().to_owned(),
+    };
+    AttemptEnd {
+        claim: claim.clone(),
+        runner_id: shared.runner_id.clone(),
+        outcome: outcome_name,
+        result,
+        logs: json!(report.logs),
+        stdout: report.stdout.text.clone(),
+        stderr: report.stderr.text.clone(),
+    }
+}
+
+fn after_failure(
+    retry: &RetryPolicy,
+    attempts: u32,
+    kind: FailureKind,
+    error: String,
+) -> AttemptResult {
+    match retry.after_failure(attempts, kind, rand::random::<f64>()) {
+        NextAttempt::Resume { .. } => AttemptResult::Interrupted,
+        NextAttempt::Retry { after, .. } => AttemptResult::Retry {
+            error,
+            not_before_ms: now_ms() + i64::try_from(after.as_millis()).unwrap_or(i64::MAX),
+        },
+        NextAttempt::GiveUp => AttemptResult::Failed(error),
+    }
+}
+
+/// The host stopped the attempt before it ran: back to the queue, not counted.
+fn interrupted(shared: &Shared, claim: &Claim) -> AttemptEnd {
+    AttemptEnd {
+        outcome: "interrupted".into(),
+        result: AttemptResult::Interrupted,
+        ..setup_failure(shared, claim, &RunnerError::ShutDown)
+    }
+}
+
+/// The attempt could not even start (plugin missing, bad grant): a
+/// permanent failure of the step, with the reason.
+fn setup_failure(shared: &Shared, claim: &Claim, error: &RunnerError) -> AttemptEnd {
+    AttemptEnd {
+        claim: claim.clone(),
+        runner_id: shared.runner_id.clone(),
+        outcome: "plugin_error".into(),
+        result: AttemptResult::Failed(error.to_string()),
+        logs: json!([]),
+        stdout: String::new(),
+        stderr: String::new(),
+    }
+}

@@ -1,0 +1,101 @@
+//! The claim loop: claims ready task runs while there are free slots, runs
+//! each in its own task, and on shutdown drains what is in flight.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::task::JoinSet;
+use tokio::time::{Instant, sleep, sleep_until};
+
+use super::Shared;
+use super::attempt::run_claim;
+use crate::store::now_ms;
+
+/// What draining the in-flight attempts came to.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DrainReport {
+    /// Attempts that finished by themselves within the grace period.
+    pub finished: usize,
+    /// Attempts halted after the grace period (recorded as interrupted).
+    pub halted: usize,
+}
+
+/// Runs until `stop_claiming` is cancelled, then waits up to `grace` for the
+/// attempts in flight, halts the rest and waits for them to be recorded.
+/// Dropping this future (when the runner is dropped) aborts every attempt
+/// task with it: the `JoinSet` owns them.
+pub(crate) async fn run_executor(
+    shared: Arc<Shared>,
+    grace: tokio::sync::watch::Receiver<Option<Duration>>,
+) -> DrainReport {
+    let mut attempts = JoinSet::new();
+    loop {
+        while let Some(result) = attempts.try_join_next() {
+            if let Err(error) = result {
+                tracing::error!(%error, "an attempt task failed");
+            }
+        }
+        if shared.stop_claiming.is_cancelled() {
+            break;
+        }
+        let free = shared.slots.available_permits();
+        if free > 0 {
+            let want = u32::try_from(free)
+                .unwrap_or(u32::MAX)
+                .min(shared.config.claim_batch);
+            match shared
+                .store
+                .claim(&shared.runner_id, want, shared.lease_until(), now_ms())
+                .await
+            {
+                Ok(claims) => {
+                    let claimed = claims.len();
+                    for claim in claims {
+                        let Ok(slot) = shared.slots.clone().try_acquire_owned() else {
+                            break;
+                        };
+                        let shared = shared.clone();
+                        attempts.spawn(async move {
+                            run_claim(shared, claim).await;
+                            drop(slot);
+                        });
+                    }
+                    if claimed as u32 == want {
+                        // There may be more: claim again at once.
+                        continue;
+                    }
+                }
+                Err(error) => tracing::error!(%error, "cannot claim work"),
+            }
+        }
+        tokio::select! {
+            () = shared.stop_claiming.cancelled() => {}
+            () = shared.wake.notified() => {}
+            () = sleep(shared.config.poll_interval) => {}
+            Some(_) = attempts.join_next(), if free == 0 => {}
+        }
+    }
+    let grace = *grace.borrow();
+    drain(&shared, attempts, grace).await
+}
+
+async fn drain(shared: &Shared, mut attempts: JoinSet<()>, grace: Option<Duration>) -> DrainReport {
+    let mut report = DrainReport::default();
+    let deadline = Instant::now() + grace.unwrap_or_default();
+    loop {
+        tokio::select! {
+            biased;
+            () = sleep_until(deadline) => break,
+            next = attempts.join_next() => match next {
+                Some(_) => report.finished += 1,
+                None => return report,
+            },
+        }
+    }
+    report.halted = attempts.len();
+    // Halted attempts end as `halted` and are recorded as interrupted: back
+    // to the queue without using up a retry.
+    shared.sandbox.halt_all();
+    while attempts.join_next().await.is_some() {}
+    report
+}

@@ -1,0 +1,47 @@
+//! The lease keeper: renews the leases of this runner's attempts, passes on
+//! cancels requested through other runners, and returns the work of runners
+//! whose leases expired.
+
+use std::sync::Arc;
+
+use tokio::time::{MissedTickBehavior, interval};
+
+use super::{Shared, planner};
+use crate::store::now_ms;
+
+pub(crate) async fn run_lease_keeper(shared: Arc<Shared>) {
+    // A third of the lease, so two renewals can fail before it expires; at
+    // most half a second, which bounds how long a remote cancel takes.
+    let period = (shared.config.lease / 3).min(std::time::Duration::from_millis(500));
+    let mut ticks = interval(period);
+    ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            () = shared.stop_background.cancelled() => return,
+            _ = ticks.tick() => {}
+        }
+        match shared
+            .store
+            .renew_leases(&shared.runner_id, shared.lease_until())
+            .await
+        {
+            Ok(cancelled) => cancelled.iter().for_each(|id| shared.cancel_local(id)),
+            Err(error) => tracing::warn!(%error, "cannot renew leases"),
+        }
+        match shared
+            .store
+            .reap_expired(now_ms(), &planner::cancel_only)
+            .await
+        {
+            Ok(0) => {}
+            Ok(n) => {
+                tracing::info!(
+                    task_runs = n,
+                    "returned task runs with expired leases to the queue"
+                );
+                shared.wake.notify_one();
+            }
+            Err(error) => tracing::warn!(%error, "cannot reap expired leases"),
+        }
+    }
+}

@@ -1,0 +1,74 @@
+//! The engine room of a runner: claiming ready task runs, running their
+//! attempts in the sandbox, recording what happened, keeping leases alive
+//! and returning the work of dead runners.
+//!
+//! Data flows one way: the [`Runner`](crate::Runner) starts these loops;
+//! they call the sandbox and the store; nothing here calls back up.
+
+mod attempt;
+mod catalog;
+mod executor;
+mod leases;
+pub(crate) mod planner;
+pub(crate) mod progress;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use dashmap::DashMap;
+use tokio::sync::{Notify, Semaphore};
+use tokio_util::sync::CancellationToken;
+
+use crate::sandbox::{AttemptControl, Grants, Limits, Sandbox};
+use crate::store::Store;
+
+pub(crate) use catalog::Catalog;
+pub(crate) use executor::{DrainReport, run_executor};
+pub(crate) use leases::run_lease_keeper;
+pub(crate) use progress::Progress;
+
+/// Settings of the background work.
+#[derive(Debug, Clone)]
+pub(crate) struct RuntimeConfig {
+    pub(crate) lease: Duration,
+    pub(crate) claim_batch: u32,
+    pub(crate) poll_interval: Duration,
+    pub(crate) default_limits: Limits,
+    pub(crate) default_grants: Grants,
+}
+
+/// What the runner and its loops share.
+pub(crate) struct Shared {
+    pub(crate) runner_id: String,
+    pub(crate) store: Arc<dyn Store>,
+    pub(crate) sandbox: Sandbox,
+    pub(crate) catalog: Catalog,
+    pub(crate) config: RuntimeConfig,
+    /// Attempts in flight here, by (execution, step): to cancel them.
+    pub(crate) running: DashMap<(String, String), AttemptControl>,
+    /// Free execution slots.
+    pub(crate) slots: Arc<Semaphore>,
+    /// Rung when work may have become ready.
+    pub(crate) wake: Notify,
+    /// Live progress of executions someone watches.
+    pub(crate) progress: Progress,
+    /// Cancelled to stop claiming new work.
+    pub(crate) stop_claiming: CancellationToken,
+    /// Cancelled to stop the lease keeper.
+    pub(crate) stop_background: CancellationToken,
+}
+
+impl Shared {
+    pub(crate) fn lease_until(&self) -> i64 {
+        crate::store::now_ms() + i64::try_from(self.config.lease.as_millis()).unwrap_or(i64::MAX)
+    }
+
+    /// Cancels the attempts of `execution_id` that run here.
+    pub(crate) fn cancel_local(&self, execution_id: &str) {
+        for entry in self.running.iter() {
+            if entry.key().0 == execution_id {
+                entry.value().cancel();
+            }
+        }
+    }
+}

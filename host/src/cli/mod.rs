@@ -1,7 +1,11 @@
 //! The `corral` binary's commands: parse, call the library, print.
 
+mod executions;
 mod invoke;
 mod plugin;
+mod run;
+mod serve;
+mod workflow;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -10,6 +14,7 @@ use clap::{Parser, Subcommand};
 
 use crate::sandbox::{Sandbox, SandboxConfig};
 use crate::store::{self, DEFAULT_DATABASE_URL, Store};
+use crate::{Runner, RunnerBuilder};
 
 /// Corral runs workflow tasks as sandboxed WebAssembly components.
 #[derive(Debug, Parser)]
@@ -49,6 +54,33 @@ pub enum Command {
     Plugin(plugin::PluginCommand),
     /// Run one task once in the sandbox and print its output.
     Invoke(invoke::InvokeArgs),
+    /// Store and inspect workflows.
+    #[command(subcommand)]
+    Workflow(workflow::WorkflowCommand),
+    /// Run a workflow: prints its result, exit 0 only if it succeeded.
+    Run(run::RunArgs),
+    /// Show an execution and its steps.
+    Status {
+        /// The execution id.
+        id: String,
+    },
+    /// List executions, newest first.
+    Executions(executions::ExecutionsArgs),
+    /// Show the attempts of an execution with their captured output.
+    Logs {
+        /// The execution id.
+        id: String,
+        /// Only this step.
+        step: Option<String>,
+    },
+    /// Cancel an execution.
+    Cancel {
+        /// The execution id.
+        id: String,
+    },
+    /// Run executions (started with `run --detach`, or interrupted) until
+    /// SIGINT/SIGTERM.
+    Serve(serve::ServeArgs),
 }
 
 impl Cli {
@@ -87,6 +119,30 @@ impl Cli {
     async fn store(&self) -> anyhow::Result<std::sync::Arc<dyn Store>> {
         Ok(store::connect(&self.database_url).await?)
     }
+
+    fn runner_builder(&self) -> RunnerBuilder {
+        let mut builder = Runner::builder().database_url(&self.database_url);
+        if let Some(dir) = self.cache_dir() {
+            builder = builder.cache_dir(dir);
+        }
+        builder
+    }
+
+    /// A runner that executes nothing: for commands that only read or submit.
+    async fn client(&self) -> anyhow::Result<Runner> {
+        let config = SandboxConfig {
+            cache_dir: self.cache_dir(),
+            max_concurrent_attempts: 8,
+            ..SandboxConfig::default()
+        };
+        Ok(self
+            .runner_builder()
+            .sandbox_config(config)
+            .concurrency(1)
+            .execute(false)
+            .build()
+            .await?)
+    }
 }
 
 /// Runs the parsed command. Errors are for the caller to print on one line;
@@ -95,5 +151,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match &cli.command {
         Command::Plugin(command) => plugin::run(&cli, command).await,
         Command::Invoke(args) => invoke::run(&cli, args).await,
+        Command::Workflow(command) => workflow::run(&cli, command).await,
+        Command::Run(args) => run::run(&cli, args).await,
+        Command::Status { id } => executions::status(&cli, id).await,
+        Command::Executions(args) => executions::list(&cli, args).await,
+        Command::Logs { id, step } => executions::logs(&cli, id, step.as_deref()).await,
+        Command::Cancel { id } => executions::cancel(&cli, id).await,
+        Command::Serve(args) => serve::run(&cli, args).await,
     }
 }

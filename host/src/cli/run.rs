@@ -1,0 +1,163 @@
+//! `corral run WORKFLOW`: submit an execution and, unless `--detach`, run
+//! it here with a live view of its steps.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{Context as _, bail};
+use clap::Args;
+use indicatif::{ProgressBar, ProgressStyle};
+use serde_json::Value;
+
+use super::Cli;
+use super::executions::print_report;
+use crate::ExecutionHandle;
+use crate::runtime::progress::ExecutionProgress;
+use crate::store::{ExecutionStatus, TaskRunStatus};
+
+/// Arguments of `corral run`.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The workflow to run (its latest version).
+    pub workflow: String,
+    /// The execution's input, a JSON object.
+    #[arg(long, conflicts_with = "input_file")]
+    pub input: Option<String>,
+    /// Read the input JSON object from a file.
+    #[arg(long)]
+    pub input_file: Option<PathBuf>,
+    /// Only submit the execution and print its id; `corral serve` runs it.
+    #[arg(long)]
+    pub detach: bool,
+    /// Attempts run at once.
+    #[arg(long, default_value_t = 4)]
+    pub concurrency: usize,
+    /// On Ctrl-C, how long running attempts may take to finish before they
+    /// are halted (and left to `corral serve`).
+    #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
+    pub grace: Duration,
+}
+
+pub(super) fn read_input(inline: Option<&str>, file: Option<&PathBuf>) -> anyhow::Result<Value> {
+    let (text, source) = match (inline, file) {
+        (Some(text), _) => (text.to_owned(), "--input".to_owned()),
+        (None, Some(path)) => (
+            std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read input file {}", path.display()))?,
+            path.display().to_string(),
+        ),
+        (None, None) => return Ok(Value::Object(Default::default())),
+    };
+    match serde_json::from_str(&text) {
+        Ok(Value::Object(map)) => Ok(Value::Object(map)),
+        Ok(_) => bail!("input from {source} must be a JSON object"),
+        Err(e) => bail!("input from {source} is not valid JSON: {e}"),
+    }
+}
+
+pub(super) async fn run(cli: &Cli, args: &RunArgs) -> anyhow::Result<ExitCode> {
+    let input = read_input(args.input.as_deref(), args.input_file.as_ref())?;
+    if args.detach {
+        let runner = cli.client().await?;
+        let handle = runner.execute(&args.workflow, input).await;
+        runner.shutdown(Duration::ZERO).await;
+        let handle = handle?;
+        if cli.json {
+            println!("{}", serde_json::json!({ "id": handle.id() }));
+        } else {
+            println!("{}", handle.id());
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    let runner = cli
+        .runner_builder()
+        .concurrency(args.concurrency)
+        .build()
+        .await?;
+    let handle = match runner.execute(&args.workflow, input).await {
+        Ok(handle) => handle,
+        Err(error) => {
+            runner.shutdown(Duration::ZERO).await;
+            return Err(error.into());
+        }
+    };
+    let watch = tokio::spawn(show_progress(handle.clone(), cli.json));
+    let outcome = tokio::select! {
+        result = handle.wait() => Some(result),
+        _ = tokio::signal::ctrl_c() => None,
+    };
+    watch.abort();
+    let report = runner.shutdown(args.grace).await;
+    let Some(result) = outcome else {
+        bail!(
+            "interrupted: execution {} keeps its state ({} attempts halted); `corral serve` finishes it",
+            handle.id(),
+            report.halted
+        );
+    };
+    let report = result?;
+    if cli.json {
+        print_report(cli, &report)?;
+    } else {
+        println!("{}", serde_json::to_string_pretty(&report.output)?);
+    }
+    match report.status {
+        ExecutionStatus::Succeeded => Ok(ExitCode::SUCCESS),
+        status => bail!(
+            "execution {} {status}: {}",
+            report.id,
+            report.error.unwrap_or_default()
+        ),
+    }
+}
+
+/// A bar on a terminal; one line per step change otherwise (on stderr, so
+/// stdout stays the result).
+async fn show_progress(handle: ExecutionHandle, quiet: bool) {
+    if quiet {
+        return;
+    }
+    let mut progress = handle.progress();
+    let tty = std::io::stderr().is_terminal();
+    let total = progress.borrow().steps.len() as u64;
+    let bar = tty.then(|| {
+        let bar = ProgressBar::new(total);
+        let style =
+            ProgressStyle::with_template("{spinner} [{elapsed}] {bar:30} {pos}/{len} steps  {msg}")
+                .unwrap_or_else(|_| ProgressStyle::default_bar());
+        bar.set_style(style);
+        bar.enable_steady_tick(Duration::from_millis(100));
+        bar
+    });
+    let mut last = ExecutionProgress {
+        status: ExecutionStatus::Running,
+        steps: Default::default(),
+    };
+    loop {
+        let now = progress.borrow_and_update().clone();
+        for (step, status) in &now.steps {
+            if last.steps.get(step) != Some(status) && bar.is_none() {
+                eprintln!("step {step}: {status}");
+            }
+        }
+        if let Some(bar) = &bar {
+            bar.set_position(now.steps.values().filter(|s| s.is_final()).count() as u64);
+            let running: Vec<&str> = now
+                .steps
+                .iter()
+                .filter(|(_, s)| **s == TaskRunStatus::Running)
+                .map(|(id, _)| id.as_str())
+                .collect();
+            bar.set_message(running.join(", "));
+        }
+        last = now;
+        if last.status.is_final() || progress.changed().await.is_err() {
+            break;
+        }
+    }
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
+    }
+}

@@ -1,0 +1,104 @@
+//! `corral workflow apply | list | show`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Subcommand;
+
+use super::Cli;
+use crate::Workflow;
+use crate::store::Applied;
+
+/// Workflow commands.
+#[derive(Debug, Subcommand)]
+pub enum WorkflowCommand {
+    /// Validate a workflow file against the registered plugins and store it.
+    Apply {
+        /// The workflow definition (TOML).
+        file: PathBuf,
+    },
+    /// List workflows (latest version of each).
+    List,
+    /// Show a workflow's latest (or given) version.
+    Show {
+        /// `name` or `name@version`.
+        name: String,
+    },
+}
+
+pub(super) async fn run(cli: &Cli, command: &WorkflowCommand) -> anyhow::Result<ExitCode> {
+    match command {
+        WorkflowCommand::Apply { file } => {
+            let workflow = Workflow::from_toml_file(file)?;
+            let runner = cli.client().await?;
+            let applied = runner.apply_workflow(&workflow).await;
+            runner.shutdown(std::time::Duration::ZERO).await;
+            let applied = applied?;
+            if cli.json {
+                let value = serde_json::json!({
+                    "name": workflow.name(), "version": workflow.version(), "applied": applied,
+                });
+                println!("{value}");
+            } else {
+                let (name, version) = (workflow.name(), workflow.version());
+                match applied {
+                    Applied::Created => println!("created {name}@{version}"),
+                    Applied::Updated { previous } => {
+                        println!("updated {name}: {previous} -> {version}")
+                    }
+                    Applied::Unchanged => println!("unchanged {name}@{version}"),
+                }
+            }
+        }
+        WorkflowCommand::List => {
+            let runner = cli.client().await?;
+            let workflows = runner.store().list_workflows().await;
+            runner.shutdown(std::time::Duration::ZERO).await;
+            let workflows = workflows?;
+            if cli.json {
+                println!("{}", serde_json::to_string_pretty(&workflows)?);
+            } else if workflows.is_empty() {
+                println!("no workflows (store one with `corral workflow apply FILE.toml`)");
+            } else {
+                for w in &workflows {
+                    let steps = w
+                        .definition
+                        .get("steps")
+                        .and_then(|s| s.as_array())
+                        .map_or(0, Vec::len);
+                    println!("{:<24} {}  {steps} steps", w.name, w.version);
+                }
+            }
+        }
+        WorkflowCommand::Show { name } => {
+            let (name, version) = match name.split_once('@') {
+                Some((n, v)) => (n, Some(v)),
+                None => (name.as_str(), None),
+            };
+            let runner = cli.client().await?;
+            let record = runner.store().workflow(name, version).await;
+            runner.shutdown(std::time::Duration::ZERO).await;
+            let record = record?.ok_or_else(|| {
+                anyhow::anyhow!("no workflow `{name}` (see `corral workflow list`)")
+            })?;
+            if cli.json {
+                println!("{}", serde_json::to_string_pretty(&record)?);
+            } else {
+                let workflow = Workflow::from_stored(record.definition)?;
+                println!("{}@{}", workflow.name(), workflow.version());
+                if let Some(description) = workflow.description() {
+                    println!("  {description}");
+                }
+                for step in workflow.topological_order() {
+                    let deps = if step.depends_on.is_empty() {
+                        String::new()
+                    } else {
+                        format!("  after {}", step.depends_on.join(", "))
+                    };
+                    println!("  {:<16} {}{deps}", step.id, step.task.as_str());
+                }
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -81,3 +81,42 @@ pub async fn assert_cpu_idle(window: Duration) {
         "the process used {used:?} of CPU in {window:?} after the halt: guests are still running"
     );
 }
+
+/// A runner builder on the SQLite file `db`, with a short lease and poll
+/// interval so tests of recovery do not wait long.
+pub fn runner_builder(db: &std::path::Path) -> corral::RunnerBuilder {
+    corral::Runner::builder()
+        .database_url(format!("sqlite://{}", db.display()))
+        .lease(Duration::from_secs(1))
+        .poll_interval(Duration::from_millis(50))
+}
+
+/// Registers the test plugins and applies `workflow` (TOML).
+pub async fn setup(runner: &corral::Runner, workflow: &str) {
+    for plugin in [artifacts::HELLO, artifacts::CHAOS, artifacts::ETL] {
+        runner
+            .register_plugin_file(plugin)
+            .await
+            .expect("plugin registers");
+    }
+    let workflow = corral::Workflow::from_toml(workflow, None).expect("workflow parses");
+    runner
+        .apply_workflow(&workflow)
+        .await
+        .expect("workflow applies");
+}
+
+/// Polls `check` every 10 ms until it holds or `within` passed.
+pub async fn eventually(within: Duration, what: &str, mut check: impl AsyncFnMut() -> bool) {
+    let deadline = std::time::Instant::now() + within;
+    loop {
+        if check().await {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not within {within:?}: {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}

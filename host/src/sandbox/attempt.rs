@@ -138,7 +138,9 @@ pub(crate) fn classify(error: CallError, state: &StoreState, limits: &Limits) ->
         CallError::Stopped(stop) => return stop_outcome(stop, limits),
         CallError::Wasm(error) => error,
         CallError::Instantiation(error) => {
-            return Outcome::PluginError { message: format!("cannot instantiate: {error:#}") };
+            return Outcome::PluginError {
+                message: format!("cannot instantiate: {error:#}"),
+            };
         }
     };
     if let Some(stop) = error.downcast_ref::<Stop>() {

@@ -20,6 +20,21 @@ fn spin(_ctx: &mut Context) -> Result<(), TaskError> {
     }
 }
 
+/// Burns CPU for `ms` milliseconds (default 1000), then outputs how many
+/// rounds it ran: a busy task that does end, for lifecycle tests.
+#[task]
+fn burn(ctx: &mut Context) -> Result<(), TaskError> {
+    let ms: u64 = ctx.get_or("ms", 1000)?;
+    let until = std::time::Instant::now() + std::time::Duration::from_millis(ms);
+    let mut rounds: u64 = 0;
+    while std::time::Instant::now() < until {
+        for _ in 0..10_000 {
+            rounds = black_box(rounds.wrapping_add(1));
+        }
+    }
+    ctx.set("rounds", rounds)
+}
+
 /// Allocates `mib` MiB (default 1024) and touches every byte.
 #[task]
 fn alloc(ctx: &mut Context) -> Result<(), TaskError> {
@@ -206,6 +221,7 @@ plugin!(
     version = "0.1.0",
     tasks = [
         spin,
+        burn,
         alloc,
         panic,
         sleep,

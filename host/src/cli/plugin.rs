@@ -28,24 +28,17 @@ pub(super) async fn run(cli: &Cli, command: &PluginCommand) -> anyhow::Result<Ex
 }
 
 async fn add(cli: &Cli, file: &PathBuf) -> anyhow::Result<ExitCode> {
-    // Validate before touching the database, so bad input changes nothing.
-    let bytes = std::fs::read(file)
-        .map_err(|e| anyhow::anyhow!("cannot read plugin file {}: {e}", file.display()))?;
-    let sandbox = cli.sandbox()?;
-    let plugin = sandbox.load_plugin(bytes.clone()).await?;
-    let store = cli.store().await?;
-    let added = store
-        .add_plugin(plugin.info(), plugin.sha256(), &bytes)
-        .await;
-    store.close().await;
-    let added = added?;
+    let runner = cli.client().await?;
+    let added = runner.register_plugin_file(file).await;
+    runner.shutdown(std::time::Duration::ZERO).await;
+    let (info, sha256, added) = added?;
     if cli.json {
         let value = serde_json::json!({
-            "name": plugin.info().name,
-            "version": plugin.info().version,
-            "sha256": plugin.sha256(),
-            "size": plugin.size(),
-            "tasks": plugin.info().tasks,
+            "name": info.name,
+            "version": info.version,
+            "sha256": sha256,
+            "tasks": info.tasks,
+            "workflows": info.workflows.iter().map(|w| &w.name).collect::<Vec<_>>(),
             "changed": added == Added::New,
         });
         println!("{value}");
@@ -54,7 +47,10 @@ async fn add(cli: &Cli, file: &PathBuf) -> anyhow::Result<ExitCode> {
             Added::New => "",
             Added::Unchanged => " (already registered, unchanged)",
         };
-        println!("{} sha256:{}{note}", plugin.info().id(), plugin.sha256());
+        println!("{} sha256:{sha256}{note}", info.id());
+        for workflow in &info.workflows {
+            println!("  applied its workflow `{}`", workflow.name);
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

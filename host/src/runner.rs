@@ -243,6 +243,8 @@ impl ExecutionReport {
                 output.extend(out.clone());
             }
         }
+        let mut runs = snapshot.runs;
+        runs.sort_by_key(|r| order.iter().position(|id| *id == r.step_id));
         let execution = snapshot.execution;
         Self {
             id: execution.id,
@@ -251,8 +253,7 @@ impl ExecutionReport {
             status: execution.status,
             error: execution.error,
             output,
-            steps: snapshot
-                .runs
+            steps: runs
                 .into_iter()
                 .map(|r| StepReport {
                     id: r.step_id,

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The main job: build the example plugins and the `corral` binary, register
-# the plugins in the embedded SQLite default (target/demo/corral.db), greet,
-# then run the etl pipeline extract -> transform -> load through `corral invoke`
-# with real directory grants.
+# the plugins in the embedded SQLite default (target/demo/corral.db), apply
+# the etl workflow (plugins/etl/workflow.toml) and run it end to end: extract
+# reads plugins/etl/data/sales.csv, transform totals it per category, load
+# writes plugins/etl/out/report.json. Then a peek at the sandbox at work.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -13,26 +14,27 @@ root=$PWD
 corral=$root/target/debug/corral
 wasm=$root/plugins/target/wasm32-wasip2/release
 demo=$root/target/demo
-rm -rf "$demo" && mkdir -p "$demo/out"
+rm -rf "$demo" && mkdir -p "$demo" "$root/plugins/etl/out"
 cd "$demo"
 
 echo "== register the plugins (database: $demo/corral.db)"
 for plugin in hello etl chaos; do "$corral" plugin add "$wasm/$plugin.wasm"; done
-"$corral" plugin list
 
-echo "== hello/greet"
+echo "== apply the etl workflow"
+"$corral" workflow apply "$root/plugins/etl/workflow.toml"
+"$corral" workflow show etl
+
+echo "== run it (the result is the output of its last step)"
+"$corral" run etl
+echo "== the report it wrote: plugins/etl/out/report.json"
+cat "$root/plugins/etl/out/report.json"; echo
+
+echo "== the execution, as stored"
+id=$("$corral" executions --workflow etl --json | grep -m1 '"id"' | cut -d'"' -f4)
+"$corral" status "$id"
+
+echo "== one task on its own: hello/greet through corral invoke"
 "$corral" invoke hello greet --input '{"name": "world"}'
-
-grants=(--dir "$root/plugins/etl/data:/data" --dir "$demo/out:/out:rw")
-echo "== etl/extract (reads /data/sales.csv)"
-"$corral" invoke etl extract "${grants[@]}" > rows.json
-echo "$(grep -c '"category"' rows.json) rows extracted"
-echo "== etl/transform"
-"$corral" invoke etl transform --input-file rows.json "${grants[@]}" > totals.json
-echo "== etl/load (writes /out/report.json)"
-"$corral" invoke etl load --input-file totals.json "${grants[@]}"
-echo "== the report on the host: $demo/out/report.json"
-cat "$demo/out/report.json"; echo
 
 echo "== the sandbox at work: a spinning task with a 300ms timeout"
 set +e

@@ -10,10 +10,7 @@ use tracing::Instrument;
 use super::{Shared, planner};
 use crate::error::RunnerError;
 use crate::sandbox::{AttemptReport, AttemptRequest, Outcome};
-use crate::store::{
-    AttemptEnd, AttemptResult, Claim, ExecutionStatus, Plan, Snapshot, StepChange, TaskRunStatus,
-    now_ms,
-};
+use crate::store::{AttemptEnd, AttemptResult, Claim, ExecutionStatus, Plan, Snapshot, now_ms};
 use crate::workflow::{FailureKind, NextAttempt, RetryPolicy, TaskDefaults, Workflow};
 
 /// Runs `claim` and records it. Errors are logged: an attempt whose end
@@ -80,14 +77,7 @@ async fn fail_execution(shared: &Shared, claim: &Claim, error: &RunnerError) {
         claim.workflow, claim.workflow_version
     );
     let planner = move |snapshot: &Snapshot| {
-        let steps = snapshot
-            .runs
-            .iter()
-            .filter(|r| matches!(r.status, TaskRunStatus::Pending | TaskRunStatus::Ready))
-            .map(|r| StepChange::Cancelled {
-                step_id: r.step_id.clone(),
-            })
-            .collect();
+        let steps = planner::cancel_waiting(snapshot);
         Plan {
             steps,
             finish: Some((ExecutionStatus::Failed, Some(reason.clone()))),

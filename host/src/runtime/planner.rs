@@ -142,18 +142,23 @@ pub(crate) fn cancel_only(snapshot: &Snapshot) -> Plan {
     if !snapshot.execution.cancel_requested {
         return Plan::default();
     }
-    let steps: Vec<StepChange> = snapshot
-        .runs
-        .iter()
-        .filter(|r| matches!(r.status, TaskRunStatus::Pending | TaskRunStatus::Ready))
-        .map(|r| StepChange::Cancelled {
-            step_id: r.step_id.clone(),
-        })
-        .collect();
+    let steps = cancel_waiting(snapshot);
     let running = snapshot
         .runs
         .iter()
         .any(|r| r.status == TaskRunStatus::Running);
     let finish = (!running).then(|| (ExecutionStatus::Cancelled, Some("cancelled".into())));
     Plan { steps, finish }
+}
+
+/// Cancels every step that has not started: pending or ready.
+pub(crate) fn cancel_waiting(snapshot: &Snapshot) -> Vec<StepChange> {
+    snapshot
+        .runs
+        .iter()
+        .filter(|r| matches!(r.status, TaskRunStatus::Pending | TaskRunStatus::Ready))
+        .map(|r| StepChange::Cancelled {
+            step_id: r.step_id.clone(),
+        })
+        .collect()
 }

@@ -22,7 +22,7 @@ pub(crate) async fn run_lease_keeper(shared: Arc<Shared>) {
         }
         match shared
             .store
-            .renew_leases(&shared.runner_id, shared.lease_until())
+            .renew_leases(&shared.runner_id, lease_ms(&shared))
             .await
         {
             Ok(cancelled) => cancelled.iter().for_each(|id| shared.cancel_local(id)),
@@ -30,7 +30,7 @@ pub(crate) async fn run_lease_keeper(shared: Arc<Shared>) {
         }
         match shared
             .store
-            .reap_expired(now_ms(), &planner::cancel_only)
+            .reap_expired(now_ms(), &shared.runner_id, &planner::cancel_only)
             .await
         {
             Ok(0) => {}
@@ -44,4 +44,8 @@ pub(crate) async fn run_lease_keeper(shared: Arc<Shared>) {
             Err(error) => tracing::warn!(%error, "cannot reap expired leases"),
         }
     }
+}
+
+fn lease_ms(shared: &Shared) -> i64 {
+    i64::try_from(shared.config.lease.as_millis()).unwrap_or(i64::MAX)
 }

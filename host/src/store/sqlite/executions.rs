@@ -262,7 +262,10 @@ impl SqliteStore {
             .map_err(query_err(doing))?;
         let rows = sqlx::query(
             "UPDATE task_runs SET status = 'running', claimed_by = ?1, lease_until = ?2,
-                    attempts = attempts + 1, updated_at = ?3
+                    attempts = attempts + 1, updated_at = ?3,
+                    attempt_number = (SELECT COALESCE(MAX(a.number), 0) + 1 FROM attempts a
+                                      WHERE a.execution_id = task_runs.execution_id
+                                        AND a.step_id = task_runs.step_id)
              WHERE rowid IN (SELECT rowid FROM task_runs
                              WHERE status = 'ready' AND not_before <= ?3
                              ORDER BY not_before, execution_id, step_id LIMIT ?4)
@@ -319,13 +322,15 @@ impl SqliteStore {
     pub(super) async fn renew_leases(
         &self,
         runner_id: &str,
-        lease_until_ms: i64,
+        lease_ms: i64,
     ) -> Result<Vec<String>, StoreError> {
         let doing = "renewing leases";
         sqlx::query(
-            "UPDATE task_runs SET lease_until = ? WHERE claimed_by = ? AND status = 'running'",
+            "UPDATE task_runs
+             SET lease_until = CAST((julianday('now') - 2440587.5) * 86400000.0 AS INTEGER) + ?
+             WHERE claimed_by = ? AND status = 'running'",
         )
-        .bind(lease_until_ms)
+        .bind(lease_ms)
         .bind(runner_id)
         .execute(&self.pool)
         .await
@@ -375,7 +380,7 @@ impl SqliteStore {
             "UPDATE task_runs SET status = ?, output = ?, error = COALESCE(?, error), not_before = ?,
                     attempts = attempts - ?, claimed_by = NULL, lease_until = NULL, updated_at = ?
              WHERE execution_id = ? AND step_id = ? AND status = 'running'
-               AND claimed_by = ? AND attempts = ?",
+               AND claimed_by = ? AND attempt_number = ?",
         )
         .bind(status)
         .bind(output)
@@ -386,7 +391,7 @@ impl SqliteStore {
         .bind(&claim.execution_id)
         .bind(&claim.step_id)
         .bind(&end.runner_id)
-        .bind(i64::from(claim.attempts))
+        .bind(i64::from(claim.number))
         .execute(&mut *tx)
         .await
         .map_err(query_err(doing))?;
@@ -423,6 +428,7 @@ impl SqliteStore {
     pub(super) async fn reap_expired(
         &self,
         now_ms: i64,
+        except_runner: &str,
         planner: Planner<'_>,
     ) -> Result<u64, StoreError> {
         let doing = "reaping expired leases";
@@ -434,10 +440,11 @@ impl SqliteStore {
         let rows = sqlx::query(
             "UPDATE task_runs SET status = 'ready', attempts = attempts - 1, claimed_by = NULL,
                     lease_until = NULL, not_before = ?1, updated_at = ?1
-             WHERE status = 'running' AND lease_until < ?1
+             WHERE status = 'running' AND lease_until < ?1 AND claimed_by <> ?2
              RETURNING execution_id, step_id",
         )
         .bind(now_ms)
+        .bind(except_runner)
         .fetch_all(&mut *tx)
         .await
         .map_err(query_err(doing))?;

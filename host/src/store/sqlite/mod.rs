@@ -116,9 +116,9 @@ impl Store for SqliteStore {
     async fn renew_leases(
         &self,
         runner_id: &str,
-        lease_until_ms: i64,
+        lease_ms: i64,
     ) -> Result<Vec<String>, StoreError> {
-        SqliteStore::renew_leases(self, runner_id, lease_until_ms).await
+        SqliteStore::renew_leases(self, runner_id, lease_ms).await
     }
 
     async fn finish_attempt(
@@ -130,8 +130,13 @@ impl Store for SqliteStore {
         SqliteStore::finish_attempt(self, end, now_ms, planner).await
     }
 
-    async fn reap_expired(&self, now_ms: i64, planner: Planner<'_>) -> Result<u64, StoreError> {
-        SqliteStore::reap_expired(self, now_ms, planner).await
+    async fn reap_expired(
+        &self,
+        now_ms: i64,
+        except_runner: &str,
+        planner: Planner<'_>,
+    ) -> Result<u64, StoreError> {
+        SqliteStore::reap_expired(self, now_ms, except_runner, planner).await
     }
 
     async fn cancel_execution(

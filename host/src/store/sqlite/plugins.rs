@@ -37,7 +37,7 @@ impl SqliteStore {
     ) -> Result<Added, StoreError> {
         let mut tx = self
             .pool
-            .begin()
+            .begin_with("BEGIN IMMEDIATE")
             .await
             .map_err(query_err("registering a plugin"))?;
         let existing: Option<String> =

@@ -33,6 +33,7 @@ pub struct RunnerBuilder {
     default_limits: Limits,
     default_grants: Grants,
     execute: bool,
+    tenant: Option<String>,
 }
 
 impl Default for RunnerBuilder {
@@ -47,6 +48,7 @@ impl Default for RunnerBuilder {
             default_limits: Limits::default(),
             default_grants: Grants::default(),
             execute: true,
+            tenant: None,
         }
     }
 }
@@ -115,6 +117,15 @@ impl RunnerBuilder {
         self
     }
 
+    /// The tenant (default none): on PostgreSQL, everything lives in the
+    /// schema of that name, created if missing; two tenants on one database
+    /// never see each other's plugins, workflows or executions. Names are
+    /// lowercase letters, digits and `_`. SQLite has no tenants.
+    pub fn tenant(mut self, tenant: impl Into<String>) -> Self {
+        self.tenant = Some(tenant.into());
+        self
+    }
+
     /// Whether this runner executes work (default true). A runner that does
     /// not only submits, inspects and cancels: what the CLI's `status` or
     /// `run --detach` use.
@@ -126,7 +137,18 @@ impl RunnerBuilder {
     /// Opens the database (migrating it), builds the sandbox and starts the
     /// background work: the executor and the lease keeper.
     pub async fn build(self) -> Result<Runner, RunnerError> {
-        let store = store::connect(&self.database_url).await?;
+        let runner_id = format!(
+            "{}-{}",
+            std::process::id(),
+            &uuid::Uuid::new_v4().simple().to_string()[..8]
+        );
+        let options = store::ConnectOptions {
+            tenant: self.tenant.clone(),
+            // Lets an operator find this runner's connections, e.g. in
+            // PostgreSQL's pg_stat_activity.
+            application_name: format!("corral-{runner_id}"),
+        };
+        let store = store::connect_with(&self.database_url, &options).await?;
         let sandbox = Sandbox::new(SandboxConfig {
             max_concurrent_attempts: self
                 .sandbox
@@ -547,8 +569,14 @@ impl Runner {
         id: &str,
         step: Option<&str>,
     ) -> Result<Vec<AttemptRecord>, RunnerError> {
-        if self.shared.store.execution(id).await?.is_none() {
-            return Err(RunnerError::UnknownExecution(id.to_owned()));
+        let snapshot = self
+            .shared
+            .store
+            .execution(id)
+            .await?
+            .ok_or_else(|| RunnerError::UnknownExecution(id.to_owned()))?;
+        if let Some(step) = step.filter(|s| !snapshot.runs.iter().any(|r| r.step_id == *s)) {
+            return Err(RunnerError::UnknownStep(step.to_owned()));
         }
         Ok(self.shared.store.attempts(id, step).await?)
     }

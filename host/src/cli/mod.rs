@@ -20,7 +20,7 @@ use crate::{Runner, RunnerBuilder};
 #[derive(Debug, Parser)]
 #[command(name = "corral", version, about, propagate_version = true)]
 pub struct Cli {
-    /// Database to use: sqlite://PATH.
+    /// Database to use: sqlite://PATH or postgres://USER@HOST/DATABASE.
     #[arg(long, global = true, env = "CORRAL_DATABASE_URL", default_value = DEFAULT_DATABASE_URL)]
     pub database_url: String,
 
@@ -28,6 +28,11 @@ pub struct Cli {
     /// or ~/.cache/corral].
     #[arg(long, global = true, env = "CORRAL_CACHE_DIR")]
     pub cache_dir: Option<PathBuf>,
+
+    /// Tenant: on PostgreSQL, the schema that holds everything (created if
+    /// missing).
+    #[arg(long, global = true, env = "CORRAL_TENANT")]
+    pub tenant: Option<String>,
 
     /// Print machine-readable JSON instead of text.
     #[arg(long, global = true)]
@@ -117,11 +122,18 @@ impl Cli {
     }
 
     async fn store(&self) -> anyhow::Result<std::sync::Arc<dyn Store>> {
-        Ok(store::connect(&self.database_url).await?)
+        let options = store::ConnectOptions {
+            tenant: self.tenant.clone(),
+            ..Default::default()
+        };
+        Ok(store::connect_with(&self.database_url, &options).await?)
     }
 
     fn runner_builder(&self) -> RunnerBuilder {
         let mut builder = Runner::builder().database_url(&self.database_url);
+        if let Some(tenant) = &self.tenant {
+            builder = builder.tenant(tenant);
+        }
         if let Some(dir) = self.cache_dir() {
             builder = builder.cache_dir(dir);
         }

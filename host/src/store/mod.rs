@@ -1,9 +1,11 @@
 //! Persistence: one [`Store`] trait, implemented on SQLite (the embedded
-//! default) and, later, PostgreSQL.
+//! default) and PostgreSQL (several hosts sharing the work, tenants as
+//! schemas).
 //!
 //! Queries are checked at run time (no database is needed to compile) and
 //! migrations are embedded in the binary and applied on connect.
 
+mod postgres;
 mod records;
 mod sqlite;
 
@@ -14,6 +16,7 @@ use serde_json::Value;
 
 use crate::sandbox::PluginInfo;
 
+pub use postgres::PostgresStore;
 pub use records::{
     Applied, AttemptEnd, AttemptRecord, AttemptResult, Claim, ExecutionFilter, ExecutionRecord,
     ExecutionStatus, NewExecution, Object, Plan, Snapshot, StepChange, TaskRunRecord,
@@ -34,8 +37,28 @@ pub const DEFAULT_DATABASE_URL: &str = "sqlite://corral.db";
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     /// The URL names no supported database.
-    #[error("unsupported database URL `{0}`: expected sqlite://PATH (or sqlite::memory:)")]
+    #[error(
+        "unsupported database URL `{0}`: expected sqlite://PATH (or sqlite::memory:) or postgres://USER@HOST/DATABASE"
+    )]
     UnsupportedUrl(String),
+    /// A tenant name is not acceptable as a PostgreSQL schema name.
+    #[error(
+        "invalid tenant name `{name}`: {reason} (expected lowercase ASCII letters, digits and `_`, starting with a letter or `_`, at most 63 characters)"
+    )]
+    InvalidTenant {
+        /// The rejected name (as given).
+        name: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+    /// Tenants were asked for on a database that has none.
+    #[error(
+        "tenant `{tenant}` requested, but tenants need PostgreSQL (a postgres:// database URL); SQLite has one tenant per file"
+    )]
+    TenantsUnsupported {
+        /// The requested tenant.
+        tenant: String,
+    },
     /// Connecting or migrating failed.
     #[error("cannot open database {url}: {source}")]
     Connect {
@@ -156,13 +179,12 @@ pub trait Store: Send + Sync + 'static {
         now_ms: i64,
     ) -> Result<Vec<Claim>, StoreError>;
 
-    /// Extends the lease of every task run `runner_id` holds; returns the
-    /// ids of those executions where a cancel was requested.
-    async fn renew_leases(
-        &self,
-        runner_id: &str,
-        lease_until_ms: i64,
-    ) -> Result<Vec<String>, StoreError>;
+    /// Extends the lease of every task run `runner_id` holds to `lease_ms`
+    /// past the moment the update runs (the database's clock, so time spent
+    /// waiting for a lock does not eat the lease); returns the ids of those
+    /// executions where a cancel was requested.
+    async fn renew_leases(&self, runner_id: &str, lease_ms: i64)
+    -> Result<Vec<String>, StoreError>;
 
     /// Records the end of an attempt and applies what `planner` decides,
     /// in one transaction. Returns `None` without changing anything if the
@@ -176,8 +198,15 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<Option<Snapshot>, StoreError>;
 
     /// Returns task runs whose lease expired before `now_ms` to the queue,
-    /// recording their attempts as interrupted. Returns how many.
-    async fn reap_expired(&self, now_ms: i64, planner: Planner<'_>) -> Result<u64, StoreError>;
+    /// recording their attempts as interrupted, except those of
+    /// `except_runner` (the caller knows its own attempts are alive).
+    /// Returns how many.
+    async fn reap_expired(
+        &self,
+        now_ms: i64,
+        except_runner: &str,
+        planner: Planner<'_>,
+    ) -> Result<u64, StoreError>;
 
     /// Asks for an execution to be cancelled: steps not yet running are
     /// cancelled at once; running ones end when their runner stops them.
@@ -213,10 +242,51 @@ pub trait Store: Send + Sync + 'static {
     fn close(&self) -> ClosePool;
 }
 
-/// Opens the database at `url`, creating and migrating it as needed.
+/// How to open a database, beyond its URL: see [`connect_with`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConnectOptions {
+    /// The tenant: a PostgreSQL schema that holds everything (created if
+    /// missing). `None` is the schema `public`. SQLite has no tenants.
+    pub tenant: Option<String>,
+    /// What the connections call themselves (PostgreSQL's
+    /// `application_name`, visible in `pg_stat_activity`). Default `corral`.
+    pub application_name: String,
+}
+
+impl Default for ConnectOptions {
+    fn default() -> Self {
+        Self {
+            tenant: None,
+            application_name: "corral".to_owned(),
+        }
+    }
+}
+
+/// Opens the database at `url`, creating and migrating it as needed, with
+/// the default [`ConnectOptions`].
 pub async fn connect(url: &str) -> Result<Arc<dyn Store>, StoreError> {
+    connect_with(url, &ConnectOptions::default()).await
+}
+
+/// Opens the database at `url` (`sqlite:...`, `postgres://...` or
+/// `postgresql://...`), creating and migrating it (in the tenant's schema
+/// on PostgreSQL) as needed.
+pub async fn connect_with(
+    url: &str,
+    options: &ConnectOptions,
+) -> Result<Arc<dyn Store>, StoreError> {
     if url.starts_with("sqlite:") {
+        if let Some(tenant) = &options.tenant {
+            return Err(StoreError::TenantsUnsupported {
+                tenant: tenant.clone(),
+            });
+        }
         Ok(Arc::new(SqliteStore::connect(url).await?))
+    } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        Ok(Arc::new(
+            PostgresStore::connect(url, options.tenant.as_deref(), &options.application_name)
+                .await?,
+        ))
     } else {
         Err(StoreError::UnsupportedUrl(url.to_owned()))
     }

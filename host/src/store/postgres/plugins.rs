@@ -1,0 +1,119 @@
+//! Plugin registry queries.
+
+use sqlx::Row;
+use sqlx::postgres::PgRow;
+
+use super::{PostgresStore, query_err};
+use crate::sandbox::PluginInfo;
+use crate::store::{Added, PluginRecord, StoreError, now_rfc3339};
+
+fn plugin_record(row: &PgRow) -> Result<PluginRecord, StoreError> {
+    let e = || query_err("reading a plugin");
+    let info: String = row.try_get("info").map_err(e())?;
+    let info: PluginInfo = serde_json::from_str(&info).map_err(|e| StoreError::Corrupt {
+        what: "plugin info",
+        reason: e.to_string(),
+    })?;
+    let size: i64 = row.try_get("size").map_err(e())?;
+    Ok(PluginRecord {
+        info,
+        sha256: row.try_get("sha256").map_err(e())?,
+        size: u64::try_from(size).unwrap_or_default(),
+        added_at: row.try_get("added_at").map_err(e())?,
+    })
+}
+
+impl PostgresStore {
+    pub(super) async fn add_plugin(
+        &self,
+        info: &PluginInfo,
+        sha256: &str,
+        bytes: &[u8],
+    ) -> Result<Added, StoreError> {
+        let doing = "registering a plugin";
+        let info_json = serde_json::to_string(info).map_err(|e| StoreError::Corrupt {
+            what: "plugin info",
+            reason: e.to_string(),
+        })?;
+        // Insert first, look second: two hosts registering the same plugin
+        // at once both end up here without a unique-key error.
+        let inserted = sqlx::query(
+            "INSERT INTO plugins (name, version, sha256, info, size, bytes, added_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7)
+             ON CONFLICT (name, version) DO NOTHING",
+        )
+        .bind(&info.name)
+        .bind(&info.version)
+        .bind(sha256)
+        .bind(info_json)
+        .bind(i64::try_from(bytes.len()).unwrap_or(i64::MAX))
+        .bind(bytes)
+        .bind(now_rfc3339())
+        .execute(&self.pool)
+        .await
+        .map_err(query_err(doing))?;
+        if inserted.rows_affected() == 1 {
+            return Ok(Added::New);
+        }
+        let existing: Option<String> =
+            sqlx::query_scalar("SELECT sha256 FROM plugins WHERE name = $1 AND version = $2")
+                .bind(&info.name)
+                .bind(&info.version)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(query_err(doing))?;
+        match existing {
+            Some(existing) if existing == sha256 => Ok(Added::Unchanged),
+            Some(existing) => Err(StoreError::PluginConflict {
+                name: info.name.clone(),
+                version: info.version.clone(),
+                existing,
+            }),
+            // Plugins are never removed by the store: the conflicting row
+            // cannot have gone away.
+            None => Err(StoreError::Corrupt {
+                what: "plugin registry",
+                reason: format!(
+                    "{}@{} conflicted on insert but cannot be found",
+                    info.name, info.version
+                ),
+            }),
+        }
+    }
+
+    pub(super) async fn list_plugins(&self) -> Result<Vec<PluginRecord>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT name, version, sha256, info, size, added_at FROM plugins
+             ORDER BY name, added_at",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(query_err("listing plugins"))?;
+        rows.iter().map(plugin_record).collect()
+    }
+
+    pub(super) async fn plugin(
+        &self,
+        reference: &str,
+    ) -> Result<Option<(PluginRecord, Vec<u8>)>, StoreError> {
+        let (name, version) = match reference.split_once('@') {
+            Some((name, version)) => (name, Some(version)),
+            None => (reference, None),
+        };
+        let row = sqlx::query(
+            "SELECT name, version, sha256, info, size, added_at, bytes FROM plugins
+             WHERE name = $1 AND ($2::text IS NULL OR version = $2)
+             ORDER BY added_at DESC LIMIT 1",
+        )
+        .bind(name)
+        .bind(version)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(query_err("looking up a plugin"))?;
+        let Some(row) = row else { return Ok(None) };
+        let bytes: Vec<u8> = row
+            .try_get("bytes")
+            .map_err(query_err("reading plugin bytes"))?;
+        Ok(Some((plugin_record(&row)?, bytes)))
+    }
+}

@@ -83,11 +83,16 @@ pub(super) async fn run(cli: &Cli, args: &RunArgs) -> anyhow::Result<ExitCode> {
             return Err(error.into());
         }
     };
-    let watch = tokio::spawn(show_progress(handle.clone(), cli.json));
+    let mut watch = tokio::spawn(show_progress(handle.clone(), cli.json));
     let outcome = tokio::select! {
         result = handle.wait() => Some(result),
         _ = tokio::signal::ctrl_c() => None,
     };
+    if outcome.is_some() {
+        // The view ends by itself once it has shown the final states (if
+        // another host finished the execution, this runner never saw them).
+        let _ = tokio::time::timeout(Duration::from_secs(1), &mut watch).await;
+    }
     watch.abort();
     let report = runner.shutdown(args.grace).await;
     let Some(result) = outcome else {

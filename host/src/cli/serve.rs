@@ -42,6 +42,9 @@ pub(super) async fn run(cli: &Cli, args: &ServeArgs) -> anyhow::Result<ExitCode>
         humantime::format_duration(args.grace)
     );
     let report = runner.shutdown(args.grace).await;
+    if cli.json {
+        println!("{}", serde_json::to_string(&report)?);
+    }
     eprintln!(
         "stopped: {} attempts finished, {} halted and left for the next runner",
         report.finished, report.halted

@@ -9,7 +9,7 @@ use tokio::time::{Instant, sleep, sleep_until};
 
 use super::Shared;
 use super::attempt::run_claim;
-use crate::store::now_ms;
+use crate::store::{Wakeup, now_ms};
 
 /// What draining the in-flight attempts came to.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -29,6 +29,7 @@ pub(crate) async fn run_executor(
     grace: tokio::sync::watch::Receiver<Option<Duration>>,
 ) -> DrainReport {
     let mut attempts = JoinSet::new();
+    let _wakeups = listen(&shared).await;
     loop {
         while let Some(result) = attempts.try_join_next() {
             if let Err(error) = result {
@@ -77,6 +78,38 @@ pub(crate) async fn run_executor(
     }
     let grace = *grace.borrow();
     drain(&shared, attempts, grace).await
+}
+
+/// Aborts a task when dropped: the wake-up listener lives exactly as long
+/// as the executor loop, even when that loop is aborted.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Forwards wake-ups from other runners (PostgreSQL's LISTEN/NOTIFY): work
+/// wakes the claim loop, a cancel halts the execution's attempts here.
+async fn listen(shared: &Arc<Shared>) -> Option<AbortOnDrop> {
+    let mut wakeups = match shared.store.listen().await {
+        Ok(Some(wakeups)) => wakeups,
+        Ok(None) => return None,
+        Err(error) => {
+            tracing::warn!(%error, "no wake-ups from other runners; polling only");
+            return None;
+        }
+    };
+    let shared = shared.clone();
+    Some(AbortOnDrop(tokio::spawn(async move {
+        while let Some(wakeup) = wakeups.next().await {
+            match wakeup {
+                Wakeup::Work => shared.wake.notify_one(),
+                Wakeup::Cancel(id) => shared.cancel_local(&id),
+            }
+        }
+    })))
 }
 
 async fn drain(shared: &Shared, mut attempts: JoinSet<()>, grace: Option<Duration>) -> DrainReport {

@@ -24,6 +24,23 @@ pub use records::{
 };
 pub use sqlite::SqliteStore;
 
+/// A wake-up that another runner sent through the database.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Wakeup {
+    /// Work may have become claimable.
+    Work,
+    /// This execution was asked to be cancelled.
+    Cancel(String),
+}
+
+/// A subscription to wake-ups: see [`Store::listen`].
+#[async_trait::async_trait]
+pub trait Wakeups: Send {
+    /// The next wake-up; `None` once the subscription has ended (the pool
+    /// was closed).
+    async fn next(&mut self) -> Option<Wakeup>;
+}
+
 /// The rest of closing a pool: see [`Store::close`].
 pub type ClosePool = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + 'static>>;
 
@@ -233,6 +250,14 @@ pub trait Store: Send + Sync + 'static {
         execution_id: &str,
         step_id: Option<&str>,
     ) -> Result<Vec<AttemptRecord>, StoreError>;
+
+    /// Subscribes to the wake-ups other runners send when they make work
+    /// claimable or cancel an execution, where the database can deliver them
+    /// (PostgreSQL's `LISTEN/NOTIFY`). `None` where it cannot (SQLite): then
+    /// runners poll.
+    async fn listen(&self) -> Result<Option<Box<dyn Wakeups>>, StoreError> {
+        Ok(None)
+    }
 
     /// Whether the pool is closed.
     fn is_closed(&self) -> bool;

@@ -255,6 +255,14 @@ pub enum AttemptResult {
     Cancelled,
     /// Stopped by the host (shutdown): back to the queue, not counted.
     Interrupted,
+    /// Not run: this host cannot load the plugin. Back to the queue, not
+    /// counted, not before `not_before_ms`, so other hosts can take it.
+    Deferred {
+        /// Why this host could not run it.
+        error: String,
+        /// Not claimable before this time.
+        not_before_ms: i64,
+    },
 }
 
 /// What one attempt produced, to be recorded.

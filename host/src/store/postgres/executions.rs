@@ -184,7 +184,13 @@ async fn apply_plan(
             .await
             .map_err(query_err(doing))?;
     }
-    // Wake-up point: a `Ready` change above made work claimable.
+    if plan
+        .steps
+        .iter()
+        .any(|c| matches!(c, StepChange::Ready { .. }))
+    {
+        notify(conn, WORK).await?;
+    }
     if let Some((status, error)) = &plan.finish {
         sqlx::query(
             "UPDATE executions SET status = $1, error = $2, finished_at = $3
@@ -411,6 +417,10 @@ impl PostgresStore {
             AttemptResult::Failed(error) => ("failed", None, Some(text(error)), 0, 0),
             AttemptResult::Cancelled => ("cancelled", None, Some(text("cancelled")), 0, 0),
             AttemptResult::Interrupted => ("ready", None, None, now_ms, 1_i32),
+            AttemptResult::Deferred {
+                error,
+                not_before_ms,
+            } => ("ready", None, Some(text(error)), *not_before_ms, 1_i32),
         };
         // Guarded by the claim: a runner whose lease expired and whose task
         // run went to another runner changes nothing.
@@ -438,7 +448,9 @@ impl PostgresStore {
             return Ok(None);
         }
         let attempt_error = match &end.result {
-            AttemptResult::Retry { error, .. } | AttemptResult::Failed(error) => Some(text(error)),
+            AttemptResult::Retry { error, .. }
+            | AttemptResult::Failed(error)
+            | AttemptResult::Deferred { error, .. } => Some(text(error)),
             _ => None,
         };
         sqlx::query(
@@ -458,7 +470,14 @@ impl PostgresStore {
         .execute(&mut *tx)
         .await
         .map_err(query_err(doing))?;
-        // Wake-up point: a retry or an interrupted attempt is ready again.
+        if matches!(
+            end.result,
+            AttemptResult::Retry { .. }
+                | AttemptResult::Interrupted
+                | AttemptResult::Deferred { .. }
+        ) {
+            notify(&mut tx, WORK).await?;
+        }
         let after = replan(&mut tx, &claim.execution_id, now_ms, planner).await?;
         tx.commit().await.map_err(query_err(doing))?;
         Ok(after)
@@ -559,7 +578,7 @@ impl PostgresStore {
         for id in executions {
             replan(&mut tx, id, now_ms, planner).await?;
         }
-        // Wake-up point: the reaped task runs are ready again.
+        notify(&mut tx, WORK).await?;
         tx.commit().await.map_err(query_err(doing))?;
         Ok(rows.len() as u64)
     }
@@ -597,8 +616,9 @@ impl PostgresStore {
         } else {
             replan(&mut tx, id, now_ms, planner).await?
         };
-        // Wake-up point: the hosts running this execution's steps should
-        // hear of the cancel before their next lease renewal.
+        // The hosts running this execution's steps hear of the cancel at
+        // once, not at their next lease renewal.
+        notify(&mut tx, &format!("{CANCEL}{id}")).await?;
         tx.commit().await.map_err(query_err(doing))?;
         Ok(after)
     }
@@ -650,4 +670,27 @@ impl PostgresStore {
         .map_err(query_err("listing attempts"))?;
         rows.iter().map(attempt_record).collect()
     }
+}
+
+/// Payload of a wake-up for claimable work.
+pub(super) const WORK: &str = "work";
+/// Prefix of a cancel wake-up's payload; the execution id follows.
+pub(super) const CANCEL: &str = "cancel:";
+
+/// The channel of a schema: one per tenant, so tenants do not wake each
+/// other. PostgreSQL truncates identifiers at 63 bytes; schema names are
+/// ASCII, so this is the same on both sides.
+pub(super) fn channel(schema: &str) -> String {
+    format!("corral_{}", &schema[..schema.len().min(56)])
+}
+
+/// Sends a wake-up to the runners of this schema; delivered when the
+/// transaction commits, dropped if it rolls back.
+async fn notify(conn: &mut PgConnection, payload: &str) -> Result<(), StoreError> {
+    sqlx::query("SELECT pg_notify('corral_' || left(current_schema(), 56), $1)")
+        .bind(payload)
+        .execute(conn)
+        .await
+        .map_err(query_err("sending a wake-up"))?;
+    Ok(())
 }

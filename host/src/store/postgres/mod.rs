@@ -24,9 +24,10 @@
 //!
 //! # Wake-ups
 //!
-//! Hosts will wake each other with `LISTEN/NOTIFY` (not implemented yet).
-//! The places that make work claimable are marked `Wake-up point`: a
-//! `pg_notify` there, inside the same transaction, is delivered on commit.
+//! Hosts wake each other with `LISTEN/NOTIFY` on one channel per schema: a
+//! `pg_notify` inside the transaction that made work claimable (or asked for
+//! a cancel) is delivered when it commits. Runners still poll slowly, in
+//! case a notification is lost with a connection.
 
 mod executions;
 mod plugins;
@@ -41,7 +42,8 @@ use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
 
 use super::{
     Added, Applied, AttemptEnd, AttemptRecord, Claim, ClosePool, ExecutionFilter, ExecutionRecord,
-    NewExecution, Planner, PluginRecord, Snapshot, Store, StoreError, WorkflowRecord,
+    NewExecution, Planner, PluginRecord, Snapshot, Store, StoreError, Wakeup, Wakeups,
+    WorkflowRecord,
 };
 use crate::sandbox::PluginInfo;
 
@@ -360,6 +362,17 @@ impl Store for PostgresStore {
         self.pool.is_closed()
     }
 
+    async fn listen(&self) -> Result<Option<Box<dyn Wakeups>>, StoreError> {
+        let mut listener = sqlx::postgres::PgListener::connect_with(&self.pool)
+            .await
+            .map_err(query_err("listening for wake-ups"))?;
+        listener
+            .listen(&executions::channel(&self.schema))
+            .await
+            .map_err(query_err("listening for wake-ups"))?;
+        Ok(Some(Box::new(Listener(listener))))
+    }
+
     fn close(&self) -> ClosePool {
         let pool = self.pool.clone();
         let mut closing: ClosePool = Box::pin(async move {
@@ -381,6 +394,33 @@ impl Store for PostgresStore {
             return Box::pin(std::future::ready(()));
         }
         closing
+    }
+}
+
+/// Wake-ups from `LISTEN`.
+struct Listener(sqlx::postgres::PgListener);
+
+#[async_trait::async_trait]
+impl Wakeups for Listener {
+    async fn next(&mut self) -> Option<Wakeup> {
+        loop {
+            match self.0.recv().await {
+                Ok(notification) => {
+                    let payload = notification.payload();
+                    return Some(match payload.strip_prefix(executions::CANCEL) {
+                        Some(id) => Wakeup::Cancel(id.to_owned()),
+                        None => Wakeup::Work,
+                    });
+                }
+                Err(sqlx::Error::PoolClosed) => return None,
+                Err(error) => {
+                    // The listener reconnects on the next call; meanwhile
+                    // the runner's polling covers what was missed.
+                    tracing::warn!(%error, "lost the wake-up connection; reconnecting");
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                }
+            }
+        }
     }
 }
 

@@ -373,6 +373,10 @@ impl SqliteStore {
             AttemptResult::Failed(error) => ("failed", None, Some(error.as_str()), 0, 0),
             AttemptResult::Cancelled => ("cancelled", None, Some("cancelled"), 0, 0),
             AttemptResult::Interrupted => ("ready", None, None, now_ms, 1),
+            AttemptResult::Deferred {
+                error,
+                not_before_ms,
+            } => ("ready", None, Some(error.as_str()), *not_before_ms, 1),
         };
         // Guarded by the claim: a runner whose lease expired and whose task
         // run went to another runner changes nothing.
@@ -399,9 +403,9 @@ impl SqliteStore {
             return Ok(None);
         }
         let attempt_error = match &end.result {
-            AttemptResult::Retry { error, .. } | AttemptResult::Failed(error) => {
-                Some(error.as_str())
-            }
+            AttemptResult::Retry { error, .. }
+            | AttemptResult::Failed(error)
+            | AttemptResult::Deferred { error, .. } => Some(error.as_str()),
             _ => None,
         };
         sqlx::query(

@@ -86,6 +86,7 @@ store_tests!(
     finish_retry_then_failure,
     finish_cancelled,
     finish_interrupted_does_not_count,
+    finish_deferred_leaves_the_step_to_others,
     lost_lease_changes_nothing,
     renew_leases_extends_own_and_reports_cancels,
     reap_spares_the_callers_own_runs,
@@ -290,6 +291,7 @@ fn end(claim: &Claim, runner: &str, result: AttemptResult) -> AttemptEnd {
         AttemptResult::Retry { .. } | AttemptResult::Failed(_) => "failed",
         AttemptResult::Cancelled => "cancelled",
         AttemptResult::Interrupted => "interrupted",
+        AttemptResult::Deferred { .. } => "deferred",
     };
     AttemptEnd {
         claim: claim.clone(),
@@ -889,6 +891,33 @@ async fn finish_interrupted_does_not_count(db: Db) {
 
     let [third] = claim(store, "r2", 5, T + 20).await.try_into().expect("a");
     assert_eq!((third.attempts, third.number), (2, 3));
+}
+
+async fn finish_deferred_leaves_the_step_to_others(db: Db) {
+    let store = &*db.store;
+    execution(store, "e1", vec![ready("a", T)]).await;
+    let planner = dag(&[], T);
+    let [first] = claim(store, "r1", 5, T).await.try_into().expect("a");
+    let deferred = AttemptResult::Deferred {
+        error: "cannot load the plugin".into(),
+        not_before_ms: T + 100,
+    };
+    let after = store
+        .finish_attempt(&end(&first, "r1", deferred), T + 1, &planner)
+        .await
+        .unwrap()
+        .expect("recorded");
+    let a = run(&after, "a");
+    assert_eq!(a.status, TaskRunStatus::Ready);
+    assert_eq!(a.attempts, 0, "a deferred attempt does not count");
+    assert_eq!(a.not_before_ms, T + 100);
+    assert_eq!(a.error.as_deref(), Some("cannot load the plugin"));
+    assert!(
+        claim(store, "r2", 5, T + 50).await.is_empty(),
+        "claimable before its time"
+    );
+    let [second] = claim(store, "r2", 5, T + 100).await.try_into().expect("a");
+    assert_eq!((second.attempts, second.number), (1, 2));
 }
 
 async fn lost_lease_changes_nothing(db: Db) {

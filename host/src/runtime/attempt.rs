@@ -42,6 +42,9 @@ pub(crate) async fn run_claim(shared: Arc<Shared>, claim: Claim) {
             Ok((report, retry)) => end_of(&shared, &claim, &report, &retry),
             // Halted while loading the plugin: not the task's fault either.
             Err(_) if shared.sandbox.is_halted() => interrupted(&shared, &claim),
+            // This host cannot load the plugin (its engine settings, say):
+            // leave the step to hosts that can rather than failing it.
+            Err(RunnerError::Plugin(error)) => deferred(&shared, &claim, &error),
             Err(error) => setup_failure(&shared, &claim, &error),
         };
         tracing::info!(outcome = %end.outcome, "attempt ended");
@@ -186,6 +189,21 @@ fn interrupted(shared: &Shared, claim: &Claim) -> AttemptEnd {
     AttemptEnd {
         outcome: "interrupted".into(),
         result: AttemptResult::Interrupted,
+        ..setup_failure(shared, claim, &RunnerError::ShutDown)
+    }
+}
+
+/// How long a host that cannot load a plugin leaves its steps to others.
+const DEFER: Duration = Duration::from_secs(10);
+
+fn deferred(shared: &Shared, claim: &Claim, error: &crate::sandbox::PluginError) -> AttemptEnd {
+    tracing::error!(%error, "cannot load the plugin on this host; leaving the step to others");
+    AttemptEnd {
+        outcome: "deferred".into(),
+        result: AttemptResult::Deferred {
+            error: format!("host {} cannot load the plugin: {error}", shared.runner_id),
+            not_before_ms: now_ms() + i64::try_from(DEFER.as_millis()).unwrap_or(i64::MAX),
+        },
         ..setup_failure(shared, claim, &RunnerError::ShutDown)
     }
 }

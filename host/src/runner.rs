@@ -156,11 +156,6 @@ impl RunnerBuilder {
                 .max(u32::try_from(self.concurrency + 8).unwrap_or(u32::MAX)),
             ..self.sandbox
         })?;
-        let runner_id = format!(
-            "{}-{}",
-            std::process::id(),
-            &uuid::Uuid::new_v4().simple().to_string()[..8]
-        );
         let shared = Arc::new(Shared {
             catalog: Catalog::new(store.clone(), sandbox.clone()),
             runner_id,

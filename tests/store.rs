@@ -87,6 +87,7 @@ store_tests!(
     finish_cancelled,
     finish_interrupted_does_not_count,
     finish_deferred_leaves_the_step_to_others,
+    held_claims_show_what_a_runner_still_holds,
     lost_lease_changes_nothing,
     renew_leases_extends_own_and_reports_cancels,
     reap_spares_the_callers_own_runs,
@@ -918,6 +919,32 @@ async fn finish_deferred_leaves_the_step_to_others(db: Db) {
     );
     let [second] = claim(store, "r2", 5, T + 100).await.try_into().expect("a");
     assert_eq!((second.attempts, second.number), (1, 2));
+}
+
+async fn held_claims_show_what_a_runner_still_holds(db: Db) {
+    let store = &*db.store;
+    execution(store, "e1", vec![ready("a", T), ready("b", T)]).await;
+    let claims = claim(store, "r1", 5, T).await;
+    assert_eq!(claims.len(), 2);
+    let mut held = store.held_claims("r1").await.unwrap();
+    held.sort();
+    assert_eq!(
+        held,
+        [
+            ("e1".to_owned(), "a".to_owned()),
+            ("e1".to_owned(), "b".to_owned())
+        ]
+    );
+    assert!(store.held_claims("r2").await.unwrap().is_empty());
+    // r1's leases expire; r2 reaps and takes both: r1 holds nothing.
+    let reaped = store
+        .reap_expired(T + LEASE + 1, "r2", &dag(&[], T))
+        .await
+        .unwrap();
+    assert_eq!(reaped, 2);
+    claim(store, "r2", 5, T + LEASE + 1).await;
+    assert!(store.held_claims("r1").await.unwrap().is_empty());
+    assert_eq!(store.held_claims("r2").await.unwrap().len(), 2);
 }
 
 async fn lost_lease_changes_nothing(db: Db) {

@@ -20,6 +20,9 @@ pub(crate) async fn run_lease_keeper(shared: Arc<Shared>) {
             () = shared.stop_background.cancelled() => return,
             _ = ticks.tick() => {}
         }
+        // Attempts running before the renewal: their claims must be held.
+        let running: Vec<(String, String)> =
+            shared.running.iter().map(|e| e.key().clone()).collect();
         match shared
             .store
             .renew_leases(&shared.runner_id, lease_ms(&shared))
@@ -28,6 +31,7 @@ pub(crate) async fn run_lease_keeper(shared: Arc<Shared>) {
             Ok(cancelled) => cancelled.iter().for_each(|id| shared.cancel_local(id)),
             Err(error) => tracing::warn!(%error, "cannot renew leases"),
         }
+        halt_lost(&shared, running).await;
         match shared
             .store
             .reap_expired(now_ms(), &shared.runner_id, &planner::cancel_only)
@@ -48,4 +52,23 @@ pub(crate) async fn run_lease_keeper(shared: Arc<Shared>) {
 
 fn lease_ms(shared: &Shared) -> i64 {
     i64::try_from(shared.config.lease.as_millis()).unwrap_or(i64::MAX)
+}
+
+/// Halts attempts whose claim this runner lost (its lease expired while it
+/// could not renew, and another runner took the step): their results would
+/// not be recorded anyway, and the step runs elsewhere.
+async fn halt_lost(shared: &Shared, running: Vec<(String, String)>) {
+    if running.is_empty() {
+        return;
+    }
+    let held = match shared.store.held_claims(&shared.runner_id).await {
+        Ok(held) => held,
+        Err(error) => return tracing::warn!(%error, "cannot check held claims"),
+    };
+    for key in running.iter().filter(|key| !held.contains(key)) {
+        if let Some(control) = shared.running.get(key) {
+            tracing::warn!(execution = %key.0, step = %key.1, "claim lost to another runner; halting the attempt");
+            control.cancel();
+        }
+    }
 }

@@ -203,6 +203,11 @@ pub trait Store: Send + Sync + 'static {
     async fn renew_leases(&self, runner_id: &str, lease_ms: i64)
     -> Result<Vec<String>, StoreError>;
 
+    /// The task runs `runner_id` holds claims on: `(execution id, step id)`.
+    /// A runner compares them with the attempts it runs to find claims it
+    /// lost (its lease expired and another runner took the step).
+    async fn held_claims(&self, runner_id: &str) -> Result<Vec<(String, String)>, StoreError>;
+
     /// Records the end of an attempt and applies what `planner` decides,
     /// in one transaction. Returns `None` without changing anything if the
     /// runner no longer holds the claim (its lease expired and the task run

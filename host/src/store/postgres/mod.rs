@@ -312,6 +312,17 @@ impl Store for PostgresStore {
         PostgresStore::renew_leases(self, runner_id, lease_ms).await
     }
 
+    async fn held_claims(&self, runner_id: &str) -> Result<Vec<(String, String)>, StoreError> {
+        sqlx::query_as(
+            "SELECT execution_id, step_id FROM task_runs
+             WHERE claimed_by = $1 AND status = 'running'",
+        )
+        .bind(runner_id)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(query_err("listing held claims"))
+    }
+
     async fn finish_attempt(
         &self,
         end: &AttemptEnd,

@@ -4,7 +4,7 @@
 //!   wasmtime store.
 //! - [`workflow`]: the workflow model (DAG, TOML format, validation,
 //!   trigger rules, retries).
-//! - [`store`]: durable state on SQLite.
+//! - [`store`]: durable state on SQLite or PostgreSQL.
 //! - [`Runner`]: the engine that ties them together; embed it, or use the
 //!   `corral` binary.
 //!

@@ -1400,6 +1400,7 @@ async fn list_executions_filters_and_order(db: Db) {
         .list_executions(&ExecutionFilter {
             workflow: Some("w".into()),
             status: Some(ExecutionStatus::Succeeded),
+            schedule: None,
             limit: None,
         })
         .await
@@ -1863,6 +1864,8 @@ async fn postgres_tenants_are_isolated() {
                         "attempts",
                         "executions",
                         "plugins",
+                        "schedule_fires",
+                        "schedules",
                         "task_runs",
                         "workflows"
                     ]

@@ -19,6 +19,9 @@ pub struct ExecutionsArgs {
     /// Only executions in this state (running, succeeded, failed, cancelled).
     #[arg(long, value_parser = parse_status)]
     pub status: Option<ExecutionStatus>,
+    /// Only executions started by this schedule.
+    #[arg(long)]
+    pub schedule: Option<String>,
     /// At most this many, newest first.
     #[arg(long, default_value_t = 50)]
     pub limit: u32,
@@ -77,6 +80,7 @@ pub(super) async fn list(cli: &Cli, args: &ExecutionsArgs) -> anyhow::Result<Exi
     let filter = ExecutionFilter {
         workflow: args.workflow.clone(),
         status: args.status,
+        schedule: args.schedule.clone(),
         limit: Some(args.limit),
     };
     let executions = with_client(cli, async |r| r.list_executions(&filter).await).await?;

@@ -121,6 +121,12 @@ pub struct ExecutionRecord {
     pub created_at_ms: i64,
     /// When it ended (ms since the Unix epoch).
     pub finished_at_ms: Option<i64>,
+    /// The schedule that started it, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schedule: Option<String>,
+    /// The fire time (ms since the Unix epoch) it was started for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fire_time_ms: Option<i64>,
 }
 
 /// One step of an execution as stored.
@@ -310,6 +316,8 @@ pub struct ExecutionFilter {
     pub workflow: Option<String>,
     /// Only in this state.
     pub status: Option<ExecutionStatus>,
+    /// Only started by this schedule.
+    pub schedule: Option<String>,
     /// At most this many, newest first (default 100).
     pub limit: Option<u32>,
 }
@@ -340,4 +348,34 @@ pub enum Applied {
     },
     /// Same content as the latest version: nothing changed.
     Unchanged,
+}
+
+/// A stored schedule.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ScheduleRecord {
+    /// Its name.
+    pub name: String,
+    /// The workflow it starts.
+    pub workflow: String,
+    /// The validated schedule, as JSON.
+    pub definition: Value,
+    /// Whether it is paused.
+    pub paused: bool,
+    /// Fire times after this instant (ms since the Unix epoch) are due: its
+    /// creation, then its last fire.
+    pub anchor_ms: i64,
+    /// When it was created (ms since the Unix epoch).
+    pub created_at_ms: i64,
+}
+
+/// One fire of a schedule, recorded with [`Store::fire_schedule`](super::Store::fire_schedule).
+#[derive(Debug, Clone)]
+pub struct ScheduleFire {
+    /// The schedule.
+    pub schedule: String,
+    /// The fire time (ms since the Unix epoch): with the schedule, the
+    /// fire's unique key.
+    pub fire_time_ms: i64,
+    /// The execution to start, or `None` to record the fire as skipped.
+    pub execution: Option<NewExecution>,
 }

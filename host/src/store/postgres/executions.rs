@@ -54,6 +54,8 @@ fn execution_record(row: &PgRow) -> Result<ExecutionRecord, StoreError> {
         cancel_requested: row.try_get("cancel_requested").map_err(e())?,
         created_at_ms: row.try_get("created_at").map_err(e())?,
         finished_at_ms: row.try_get("finished_at").map_err(e())?,
+        schedule: row.try_get("schedule").map_err(e())?,
+        fire_time_ms: row.try_get("fire_time").map_err(e())?,
     })
 }
 
@@ -226,6 +228,54 @@ async fn replan(
     load_snapshot(conn, id).await
 }
 
+/// Inserts an execution, its task runs and its first plan, inside the
+/// caller's transaction.
+pub(super) async fn insert_execution(
+    conn: &mut PgConnection,
+    new: &NewExecution,
+    now_ms: i64,
+) -> Result<(), StoreError> {
+    let doing = "creating an execution";
+    sqlx::query(
+        "INSERT INTO executions (id, workflow, workflow_version, input, status, created_at)
+             VALUES ($1, $2, $3, $4, 'running', $5)",
+    )
+    .bind(&new.id)
+    .bind(&new.workflow)
+    .bind(&new.workflow_version)
+    .bind(serde_json::Value::Object(new.input.clone()).to_string())
+    .bind(now_ms)
+    .execute(&mut *conn)
+    .await
+    .map_err(query_err(doing))?;
+    let step_ids: Vec<&str> = new
+        .steps
+        .iter()
+        .map(|step| match step {
+            StepChange::Pending { step_id }
+            | StepChange::Ready { step_id, .. }
+            | StepChange::Skipped { step_id }
+            | StepChange::Cancelled { step_id } => step_id.as_str(),
+        })
+        .collect();
+    sqlx::query(
+        "INSERT INTO task_runs (execution_id, step_id, status, updated_at)
+             SELECT $1, step_id, 'pending', $3 FROM UNNEST($2::text[]) AS s (step_id)",
+    )
+    .bind(&new.id)
+    .bind(&step_ids)
+    .bind(now_ms)
+    .execute(&mut *conn)
+    .await
+    .map_err(query_err(doing))?;
+    let plan = Plan {
+        steps: new.steps.clone(),
+        finish: new.finish.clone(),
+    };
+    apply_plan(conn, &new.id, &plan, now_ms).await?;
+    Ok(())
+}
+
 impl PostgresStore {
     pub(super) async fn create_execution(
         &self,
@@ -234,43 +284,7 @@ impl PostgresStore {
     ) -> Result<(), StoreError> {
         let doing = "creating an execution";
         let mut tx = self.pool.begin().await.map_err(query_err(doing))?;
-        sqlx::query(
-            "INSERT INTO executions (id, workflow, workflow_version, input, status, created_at)
-             VALUES ($1, $2, $3, $4, 'running', $5)",
-        )
-        .bind(&new.id)
-        .bind(&new.workflow)
-        .bind(&new.workflow_version)
-        .bind(serde_json::Value::Object(new.input.clone()).to_string())
-        .bind(now_ms)
-        .execute(&mut *tx)
-        .await
-        .map_err(query_err(doing))?;
-        let step_ids: Vec<&str> = new
-            .steps
-            .iter()
-            .map(|step| match step {
-                StepChange::Pending { step_id }
-                | StepChange::Ready { step_id, .. }
-                | StepChange::Skipped { step_id }
-                | StepChange::Cancelled { step_id } => step_id.as_str(),
-            })
-            .collect();
-        sqlx::query(
-            "INSERT INTO task_runs (execution_id, step_id, status, updated_at)
-             SELECT $1, step_id, 'pending', $3 FROM UNNEST($2::text[]) AS s (step_id)",
-        )
-        .bind(&new.id)
-        .bind(&step_ids)
-        .bind(now_ms)
-        .execute(&mut *tx)
-        .await
-        .map_err(query_err(doing))?;
-        let plan = Plan {
-            steps: new.steps.clone(),
-            finish: new.finish.clone(),
-        };
-        apply_plan(&mut tx, &new.id, &plan, now_ms).await?;
+        insert_execution(&mut tx, new, now_ms).await?;
         tx.commit().await.map_err(query_err(doing))
     }
 
@@ -643,11 +657,13 @@ impl PostgresStore {
         let rows = sqlx::query(
             "SELECT * FROM executions
              WHERE ($1::text IS NULL OR workflow = $1) AND ($2::text IS NULL OR status = $2)
+               AND ($4::text IS NULL OR schedule = $4)
              ORDER BY created_at DESC, id DESC LIMIT $3",
         )
         .bind(filter.workflow.as_deref())
         .bind(filter.status.map(ExecutionStatus::as_str))
         .bind(i64::from(filter.limit.unwrap_or(100)))
+        .bind(filter.schedule.as_deref())
         .fetch_all(&self.pool)
         .await
         .map_err(query_err("listing executions"))?;

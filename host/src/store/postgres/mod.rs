@@ -31,6 +31,7 @@
 
 mod executions;
 mod plugins;
+mod schedules;
 mod workflows;
 
 use std::borrow::Cow;
@@ -46,6 +47,7 @@ use super::{
     WorkflowRecord,
 };
 use crate::sandbox::PluginInfo;
+use crate::store::{ScheduleFire, ScheduleRecord};
 
 /// Most connections one store opens.
 const MAX_CONNECTIONS: u32 = 8;
@@ -310,6 +312,45 @@ impl Store for PostgresStore {
         lease_ms: i64,
     ) -> Result<Vec<String>, StoreError> {
         PostgresStore::renew_leases(self, runner_id, lease_ms).await
+    }
+
+    async fn put_schedule(
+        &self,
+        name: &str,
+        workflow: &str,
+        definition: &serde_json::Value,
+        now_ms: i64,
+    ) -> Result<Applied, StoreError> {
+        PostgresStore::put_schedule(self, name, workflow, definition, now_ms).await
+    }
+
+    async fn schedule(&self, name: &str) -> Result<Option<ScheduleRecord>, StoreError> {
+        PostgresStore::schedule(self, name).await
+    }
+
+    async fn list_schedules(&self) -> Result<Vec<ScheduleRecord>, StoreError> {
+        PostgresStore::list_schedules(self).await
+    }
+
+    async fn set_schedule_paused(
+        &self,
+        name: &str,
+        paused: bool,
+        now_ms: i64,
+    ) -> Result<bool, StoreError> {
+        PostgresStore::set_schedule_paused(self, name, paused, now_ms).await
+    }
+
+    async fn remove_schedule(&self, name: &str) -> Result<bool, StoreError> {
+        PostgresStore::remove_schedule(self, name).await
+    }
+
+    async fn fire_schedule(&self, fire: &ScheduleFire, now_ms: i64) -> Result<bool, StoreError> {
+        PostgresStore::fire_schedule(self, fire, now_ms).await
+    }
+
+    async fn schedule_running(&self, name: &str) -> Result<bool, StoreError> {
+        PostgresStore::schedule_running(self, name).await
     }
 
     async fn held_claims(&self, runner_id: &str) -> Result<Vec<(String, String)>, StoreError> {

@@ -53,6 +53,12 @@ fn execution_record(row: &SqliteRow) -> Result<ExecutionRecord, StoreError> {
             .try_get("created_at")
             .map_err(query_err("reading an execution"))?,
         finished_at_ms: row.try_get("finished_at").map_err(err)?,
+        schedule: row
+            .try_get("schedule")
+            .map_err(query_err("reading an execution"))?,
+        fire_time_ms: row
+            .try_get("fire_time")
+            .map_err(query_err("reading an execution"))?,
     })
 }
 
@@ -197,6 +203,52 @@ async fn replan(
     load_snapshot(conn, id).await
 }
 
+/// Inserts an execution, its task runs and its first plan, inside the
+/// caller's transaction.
+pub(super) async fn insert_execution(
+    conn: &mut SqliteConnection,
+    new: &NewExecution,
+    now_ms: i64,
+) -> Result<(), StoreError> {
+    let doing = "creating an execution";
+    sqlx::query(
+        "INSERT INTO executions (id, workflow, workflow_version, input, status, created_at)
+             VALUES (?, ?, ?, ?, 'running', ?)",
+    )
+    .bind(&new.id)
+    .bind(&new.workflow)
+    .bind(&new.workflow_version)
+    .bind(serde_json::Value::Object(new.input.clone()).to_string())
+    .bind(now_ms)
+    .execute(&mut *conn)
+    .await
+    .map_err(query_err(doing))?;
+    for step in &new.steps {
+        let step_id = match step {
+            StepChange::Pending { step_id }
+            | StepChange::Ready { step_id, .. }
+            | StepChange::Skipped { step_id }
+            | StepChange::Cancelled { step_id } => step_id,
+        };
+        sqlx::query(
+            "INSERT INTO task_runs (execution_id, step_id, status, updated_at)
+                 VALUES (?, ?, 'pending', ?)",
+        )
+        .bind(&new.id)
+        .bind(step_id)
+        .bind(now_ms)
+        .execute(&mut *conn)
+        .await
+        .map_err(query_err(doing))?;
+    }
+    let plan = Plan {
+        steps: new.steps.clone(),
+        finish: new.finish.clone(),
+    };
+    apply_plan(conn, &new.id, &plan, now_ms).await?;
+    Ok(())
+}
+
 impl SqliteStore {
     pub(super) async fn create_execution(
         &self,
@@ -209,41 +261,7 @@ impl SqliteStore {
             .begin_with("BEGIN IMMEDIATE")
             .await
             .map_err(query_err(doing))?;
-        sqlx::query(
-            "INSERT INTO executions (id, workflow, workflow_version, input, status, created_at)
-             VALUES (?, ?, ?, ?, 'running', ?)",
-        )
-        .bind(&new.id)
-        .bind(&new.workflow)
-        .bind(&new.workflow_version)
-        .bind(serde_json::Value::Object(new.input.clone()).to_string())
-        .bind(now_ms)
-        .execute(&mut *tx)
-        .await
-        .map_err(query_err(doing))?;
-        for step in &new.steps {
-            let step_id = match step {
-                StepChange::Pending { step_id }
-                | StepChange::Ready { step_id, .. }
-                | StepChange::Skipped { step_id }
-                | StepChange::Cancelled { step_id } => step_id,
-            };
-            sqlx::query(
-                "INSERT INTO task_runs (execution_id, step_id, status, updated_at)
-                 VALUES (?, ?, 'pending', ?)",
-            )
-            .bind(&new.id)
-            .bind(step_id)
-            .bind(now_ms)
-            .execute(&mut *tx)
-            .await
-            .map_err(query_err(doing))?;
-        }
-        let plan = Plan {
-            steps: new.steps.clone(),
-            finish: new.finish.clone(),
-        };
-        apply_plan(&mut tx, &new.id, &plan, now_ms).await?;
+        insert_execution(&mut tx, new, now_ms).await?;
         tx.commit().await.map_err(query_err(doing))
     }
 
@@ -521,11 +539,13 @@ impl SqliteStore {
         let rows = sqlx::query(
             "SELECT * FROM executions
              WHERE (?1 IS NULL OR workflow = ?1) AND (?2 IS NULL OR status = ?2)
+               AND (?4 IS NULL OR schedule = ?4)
              ORDER BY created_at DESC, id DESC LIMIT ?3",
         )
         .bind(filter.workflow.as_deref())
         .bind(filter.status.map(ExecutionStatus::as_str))
         .bind(i64::from(filter.limit.unwrap_or(100)))
+        .bind(filter.schedule.as_deref())
         .fetch_all(&self.pool)
         .await
         .map_err(query_err("listing executions"))?;

@@ -2,6 +2,7 @@
 
 mod executions;
 mod plugins;
+mod schedules;
 mod workflows;
 
 use std::str::FromStr;
@@ -10,7 +11,8 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePo
 
 use super::{
     Added, Applied, AttemptEnd, AttemptRecord, Claim, ClosePool, ExecutionFilter, ExecutionRecord,
-    NewExecution, Planner, PluginRecord, Snapshot, Store, StoreError, WorkflowRecord,
+    NewExecution, Planner, PluginRecord, ScheduleFire, ScheduleRecord, Snapshot, Store, StoreError,
+    WorkflowRecord,
 };
 use crate::sandbox::PluginInfo;
 
@@ -119,6 +121,45 @@ impl Store for SqliteStore {
         lease_ms: i64,
     ) -> Result<Vec<String>, StoreError> {
         SqliteStore::renew_leases(self, runner_id, lease_ms).await
+    }
+
+    async fn put_schedule(
+        &self,
+        name: &str,
+        workflow: &str,
+        definition: &serde_json::Value,
+        now_ms: i64,
+    ) -> Result<Applied, StoreError> {
+        SqliteStore::put_schedule(self, name, workflow, definition, now_ms).await
+    }
+
+    async fn schedule(&self, name: &str) -> Result<Option<ScheduleRecord>, StoreError> {
+        SqliteStore::schedule(self, name).await
+    }
+
+    async fn list_schedules(&self) -> Result<Vec<ScheduleRecord>, StoreError> {
+        SqliteStore::list_schedules(self).await
+    }
+
+    async fn set_schedule_paused(
+        &self,
+        name: &str,
+        paused: bool,
+        now_ms: i64,
+    ) -> Result<bool, StoreError> {
+        SqliteStore::set_schedule_paused(self, name, paused, now_ms).await
+    }
+
+    async fn remove_schedule(&self, name: &str) -> Result<bool, StoreError> {
+        SqliteStore::remove_schedule(self, name).await
+    }
+
+    async fn fire_schedule(&self, fire: &ScheduleFire, now_ms: i64) -> Result<bool, StoreError> {
+        SqliteStore::fire_schedule(self, fire, now_ms).await
+    }
+
+    async fn schedule_running(&self, name: &str) -> Result<bool, StoreError> {
+        SqliteStore::schedule_running(self, name).await
     }
 
     async fn held_claims(&self, runner_id: &str) -> Result<Vec<(String, String)>, StoreError> {

@@ -1,0 +1,167 @@
+//! Schedules and their fires.
+
+use sqlx::Row;
+use sqlx::sqlite::SqliteRow;
+
+use super::executions::insert_execution;
+use super::{SqliteStore, query_err};
+use crate::store::{Applied, ScheduleFire, ScheduleRecord, StoreError};
+
+fn schedule_record(row: &SqliteRow) -> Result<ScheduleRecord, StoreError> {
+    let e = || query_err("reading a schedule");
+    let definition: String = row.try_get("definition").map_err(e())?;
+    Ok(ScheduleRecord {
+        name: row.try_get("name").map_err(e())?,
+        workflow: row.try_get("workflow").map_err(e())?,
+        definition: serde_json::from_str(&definition).map_err(|err| StoreError::Corrupt {
+            what: "schedule definition",
+            reason: err.to_string(),
+        })?,
+        paused: row.try_get("paused").map_err(e())?,
+        anchor_ms: row.try_get("anchor").map_err(e())?,
+        created_at_ms: row.try_get("created_at").map_err(e())?,
+    })
+}
+
+impl SqliteStore {
+    pub(super) async fn put_schedule(
+        &self,
+        name: &str,
+        workflow: &str,
+        definition: &serde_json::Value,
+        now_ms: i64,
+    ) -> Result<Applied, StoreError> {
+        let doing = "storing a schedule";
+        let mut tx = self
+            .pool
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(query_err(doing))?;
+        let existing: Option<String> =
+            sqlx::query_scalar("SELECT definition FROM schedules WHERE name = ?")
+                .bind(name)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(query_err(doing))?;
+        let text = definition.to_string();
+        let applied = match existing {
+            Some(old) if old == text => return Ok(Applied::Unchanged),
+            Some(_) => Applied::Updated {
+                previous: name.to_owned(),
+            },
+            None => Applied::Created,
+        };
+        sqlx::query(
+            "INSERT INTO schedules (name, workflow, definition, anchor, created_at, updated_at)
+             VALUES (?1, ?2, ?3, ?4, ?4, ?4)
+             ON CONFLICT (name) DO UPDATE SET workflow = excluded.workflow,
+                 definition = excluded.definition, updated_at = excluded.updated_at",
+        )
+        .bind(name)
+        .bind(workflow)
+        .bind(text)
+        .bind(now_ms)
+        .execute(&mut *tx)
+        .await
+        .map_err(query_err(doing))?;
+        tx.commit().await.map_err(query_err(doing))?;
+        Ok(applied)
+    }
+
+    pub(super) async fn schedule(&self, name: &str) -> Result<Option<ScheduleRecord>, StoreError> {
+        let row = sqlx::query("SELECT * FROM schedules WHERE name = ?")
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(query_err("reading a schedule"))?;
+        row.as_ref().map(schedule_record).transpose()
+    }
+
+    pub(super) async fn list_schedules(&self) -> Result<Vec<ScheduleRecord>, StoreError> {
+        let rows = sqlx::query("SELECT * FROM schedules ORDER BY name")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(query_err("listing schedules"))?;
+        rows.iter().map(schedule_record).collect()
+    }
+
+    pub(super) async fn set_schedule_paused(
+        &self,
+        name: &str,
+        paused: bool,
+        now_ms: i64,
+    ) -> Result<bool, StoreError> {
+        let updated = sqlx::query("UPDATE schedules SET paused = ?, updated_at = ? WHERE name = ?")
+            .bind(paused)
+            .bind(now_ms)
+            .bind(name)
+            .execute(&self.pool)
+            .await
+            .map_err(query_err("pausing or resuming a schedule"))?;
+        Ok(updated.rows_affected() > 0)
+    }
+
+    pub(super) async fn remove_schedule(&self, name: &str) -> Result<bool, StoreError> {
+        let removed = sqlx::query("DELETE FROM schedules WHERE name = ?")
+            .bind(name)
+            .execute(&self.pool)
+            .await
+            .map_err(query_err("removing a schedule"))?;
+        Ok(removed.rows_affected() > 0)
+    }
+
+    pub(super) async fn fire_schedule(
+        &self,
+        fire: &ScheduleFire,
+        now_ms: i64,
+    ) -> Result<bool, StoreError> {
+        let doing = "firing a schedule";
+        let mut tx = self
+            .pool
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(query_err(doing))?;
+        let inserted = sqlx::query(
+            "INSERT INTO schedule_fires (schedule, fire_time, execution_id, fired_at)
+             VALUES (?, ?, ?, ?) ON CONFLICT (schedule, fire_time) DO NOTHING",
+        )
+        .bind(&fire.schedule)
+        .bind(fire.fire_time_ms)
+        .bind(fire.execution.as_ref().map(|e| e.id.as_str()))
+        .bind(now_ms)
+        .execute(&mut *tx)
+        .await
+        .map_err(query_err(doing))?;
+        if inserted.rows_affected() == 0 {
+            return Ok(false);
+        }
+        if let Some(new) = &fire.execution {
+            insert_execution(&mut tx, new, now_ms).await?;
+            sqlx::query("UPDATE executions SET schedule = ?, fire_time = ? WHERE id = ?")
+                .bind(&fire.schedule)
+                .bind(fire.fire_time_ms)
+                .bind(&new.id)
+                .execute(&mut *tx)
+                .await
+                .map_err(query_err(doing))?;
+        }
+        sqlx::query("UPDATE schedules SET anchor = MAX(anchor, ?) WHERE name = ?")
+            .bind(fire.fire_time_ms)
+            .bind(&fire.schedule)
+            .execute(&mut *tx)
+            .await
+            .map_err(query_err(doing))?;
+        tx.commit().await.map_err(query_err(doing))?;
+        Ok(true)
+    }
+
+    pub(super) async fn schedule_running(&self, name: &str) -> Result<bool, StoreError> {
+        sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM executions WHERE schedule = ? AND status = 'running')",
+        )
+        .bind(name)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(query_err("checking a schedule's executions"))
+    }
+}

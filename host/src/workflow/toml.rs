@@ -49,6 +49,10 @@ pub(super) struct Document {
     defaults: Option<DefaultsDoc>,
     #[serde(default)]
     steps: Vec<StepDoc>,
+    /// `[[schedules]]`: not part of the workflow (nor of its version); read
+    /// separately by [`crate::schedule`] and stored as schedules.
+    #[serde(default, skip_serializing)]
+    schedules: Vec<::toml::Table>,
 }
 
 /// `[defaults]`.
@@ -231,6 +235,7 @@ impl Document {
                 grants: grants_doc(&defaults.grants),
             }),
             steps: workflow.steps.iter().map(step_doc).collect(),
+            schedules: Vec::new(),
         }
     }
 
@@ -546,15 +551,7 @@ impl Workflow {
     /// in grants are resolved against `base_dir` (made absolute against the
     /// current directory if it is relative); with `None` they are an error.
     pub fn from_toml(text: &str, base_dir: Option<&Path>) -> Result<Self, WorkflowError> {
-        let base = base_dir
-            .map(|dir| {
-                std::path::absolute(dir).map_err(|source| WorkflowError::Read {
-                    path: dir.to_owned(),
-                    source,
-                })
-            })
-            .transpose()?;
-        parse_document(text)?.into_workflow(Origin::Operator(base.as_deref()))
+        Self::from_toml_with_schedules(text, base_dir).map(|(workflow, _)| workflow)
     }
 
     /// Reads, parses and validates a workflow file; relative host paths are
@@ -567,6 +564,25 @@ impl Workflow {
         })?;
         let dir = path.parent().filter(|p| !p.as_os_str().is_empty());
         Self::from_toml(&text, Some(dir.unwrap_or(Path::new("."))))
+    }
+
+    /// Like [`Workflow::from_toml`], and also returns the file's
+    /// `[[schedules]]` tables, unparsed (see [`crate::schedule`]).
+    pub fn from_toml_with_schedules(
+        text: &str,
+        base_dir: Option<&Path>,
+    ) -> Result<(Self, Vec<::toml::Table>), WorkflowError> {
+        let mut document = parse_document(text)?;
+        let schedules = std::mem::take(&mut document.schedules);
+        let base = base_dir
+            .map(|dir| {
+                std::path::absolute(dir).map_err(|source| WorkflowError::Read {
+                    path: dir.to_owned(),
+                    source,
+                })
+            })
+            .transpose()?;
+        Ok((document.into_workflow(Origin::Operator(base.as_deref()))?, schedules))
     }
 
     /// Parses and validates a workflow that a plugin ships (its `describe`).

@@ -16,8 +16,8 @@ use crate::runtime::{
 };
 use crate::sandbox::{Grants, Limits, PluginInfo, Sandbox, SandboxConfig};
 use crate::store::{
-    self, Added, Applied, AttemptRecord, ExecutionFilter, ExecutionRecord, ExecutionStatus,
-    NewExecution, Object, Snapshot, Store, TaskRunStatus, now_ms,
+    self, Added, Applied, AttemptRecord, ExecutionFilter, ExecutionRecord, ExecutionStatus, Object,
+    Snapshot, Store, TaskRunStatus, now_ms,
 };
 use crate::workflow::{TaskCatalog, Workflow};
 
@@ -495,24 +495,9 @@ impl Runner {
                 "the execution input must be a JSON object".into(),
             ));
         };
-        let record = self
-            .shared
-            .store
-            .workflow(name, None)
-            .await?
-            .ok_or_else(|| RunnerError::UnknownWorkflow(name.to_owned()))?;
-        let workflow = self.shared.catalog.workflow(name, &record.version).await?;
-        let id = uuid::Uuid::now_v7().to_string();
         let now = now_ms();
-        let plan = planner::initial(&workflow, &input, now);
-        let new = NewExecution {
-            id: id.clone(),
-            workflow: name.to_owned(),
-            workflow_version: record.version,
-            input,
-            steps: plan.steps,
-            finish: plan.finish,
-        };
+        let new = self.shared.new_execution(name, input, now).await?;
+        let id = new.id.clone();
         self.shared.store.create_execution(&new, now).await?;
         let span = tracing::info_span!("execution", execution = %id, workflow = %name);
         span.in_scope(|| tracing::info!("execution submitted"));

@@ -63,6 +63,31 @@ impl Shared {
         crate::store::now_ms() + i64::try_from(self.config.lease.as_millis()).unwrap_or(i64::MAX)
     }
 
+    /// A new execution of the latest version of workflow `name`, with its
+    /// first plan, ready for the store.
+    pub(crate) async fn new_execution(
+        &self,
+        name: &str,
+        input: crate::store::Object,
+        now_ms: i64,
+    ) -> Result<crate::store::NewExecution, crate::RunnerError> {
+        let record = self
+            .store
+            .workflow(name, None)
+            .await?
+            .ok_or_else(|| crate::RunnerError::UnknownWorkflow(name.to_owned()))?;
+        let workflow = self.catalog.workflow(name, &record.version).await?;
+        let plan = planner::initial(&workflow, &input, now_ms);
+        Ok(crate::store::NewExecution {
+            id: uuid::Uuid::now_v7().to_string(),
+            workflow: name.to_owned(),
+            workflow_version: record.version,
+            input,
+            steps: plan.steps,
+            finish: plan.finish,
+        })
+    }
+
     /// Cancels the attempts of `execution_id` that run here.
     pub(crate) fn cancel_local(&self, execution_id: &str) {
         for entry in self.running.iter() {

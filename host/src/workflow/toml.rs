@@ -582,7 +582,10 @@ impl Workflow {
                 })
             })
             .transpose()?;
-        Ok((document.into_workflow(Origin::Operator(base.as_deref()))?, schedules))
+        Ok((
+            document.into_workflow(Origin::Operator(base.as_deref()))?,
+            schedules,
+        ))
     }
 
     /// Parses and validates a workflow that a plugin ships (its `describe`).

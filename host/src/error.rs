@@ -31,6 +31,12 @@ pub enum RunnerError {
     /// A workflow version names a step it does not have.
     #[error("the workflow has no step `{0}`")]
     UnknownStep(String),
+    /// No schedule has that name.
+    #[error("no schedule `{0}` (see `corral schedule list`)")]
+    UnknownSchedule(String),
+    /// A schedule is invalid.
+    #[error(transparent)]
+    Schedule(#[from] crate::schedule::ScheduleError),
     /// No execution has that id.
     #[error("no execution `{0}` (see `corral executions`)")]
     UnknownExecution(String),

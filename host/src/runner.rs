@@ -11,13 +11,14 @@ use tokio_util::sync::CancellationToken;
 
 use crate::error::RunnerError;
 use crate::runtime::{
-    Catalog, DrainReport, Progress, RuntimeConfig, Shared, planner, progress::ExecutionProgress,
-    run_executor, run_lease_keeper,
+    Catalog, DrainReport, Progress, RuntimeConfig, Shared, fire_due, planner,
+    progress::ExecutionProgress, run_executor, run_lease_keeper, run_scheduler,
 };
 use crate::sandbox::{Grants, Limits, PluginInfo, Sandbox, SandboxConfig};
+use crate::schedule::{Clock, Schedule, SystemClock};
 use crate::store::{
     self, Added, Applied, AttemptRecord, ExecutionFilter, ExecutionRecord, ExecutionStatus, Object,
-    Snapshot, Store, TaskRunStatus, now_ms,
+    ScheduleRecord, Snapshot, Store, TaskRunStatus, now_ms,
 };
 use crate::workflow::{TaskCatalog, Workflow};
 
@@ -33,7 +34,15 @@ pub struct RunnerBuilder {
     default_limits: Limits,
     default_grants: Grants,
     execute: bool,
+    schedules: bool,
+    clock: Arc<dyn Clock>,
     tenant: Option<String>,
+}
+
+impl std::fmt::Debug for dyn Clock {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Clock({})", self.now())
+    }
 }
 
 impl Default for RunnerBuilder {
@@ -48,6 +57,8 @@ impl Default for RunnerBuilder {
             default_limits: Limits::default(),
             default_grants: Grants::default(),
             execute: true,
+            schedules: true,
+            clock: Arc::new(SystemClock),
             tenant: None,
         }
     }
@@ -126,6 +137,21 @@ impl RunnerBuilder {
         self
     }
 
+    /// Whether this runner fires due schedules (default true; only a runner
+    /// that executes work fires them). Any number of runners may: each fire
+    /// time still starts one execution.
+    pub fn schedules(mut self, fire: bool) -> Self {
+        self.schedules = fire;
+        self
+    }
+
+    /// The clock schedules are fired by (default the system clock); tests
+    /// move a [`ManualClock`](crate::schedule::ManualClock) instead.
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
     /// Whether this runner executes work (default true). A runner that does
     /// not only submits, inspects and cancels: what the CLI's `status` or
     /// `run --detach` use.
@@ -179,9 +205,13 @@ impl RunnerBuilder {
         let background = self.execute.then(|| Background {
             executor: tokio::spawn(run_executor(shared.clone(), grace_rx)),
             leases: tokio::spawn(run_lease_keeper(shared.clone())),
+            scheduler: self
+                .schedules
+                .then(|| tokio::spawn(run_scheduler(shared.clone(), self.clock.clone()))),
         });
         tracing::info!(runner = %shared.runner_id, execute = self.execute, "runner started");
         Ok(Runner {
+            clock: self.clock,
             shared,
             background: Mutex::new(background),
             grace,
@@ -192,6 +222,7 @@ impl RunnerBuilder {
 struct Background {
     executor: JoinHandle<DrainReport>,
     leases: JoinHandle<()>,
+    scheduler: Option<JoinHandle<()>>,
 }
 
 /// What [`Runner::shutdown`] did.
@@ -315,6 +346,7 @@ impl ExecutionReport {
 /// ```
 #[must_use = "a Runner works in the background until `shutdown` is called; dropping it halts every guest at once"]
 pub struct Runner {
+    clock: Arc<dyn Clock>,
     shared: Arc<Shared>,
     background: Mutex<Option<Background>>,
     grace: watch::Sender<Option<Duration>>,
@@ -571,6 +603,84 @@ impl Runner {
         Ok(ExecutionReport::new(snapshot, workflow.as_ref()))
     }
 
+    /// Stores a schedule (replacing one of the same name, which keeps its
+    /// last fire and paused state). Its workflow must exist.
+    pub async fn add_schedule(&self, schedule: &Schedule) -> Result<Applied, RunnerError> {
+        self.check_running()?;
+        if self
+            .shared
+            .store
+            .workflow(schedule.workflow(), None)
+            .await?
+            .is_none()
+        {
+            return Err(RunnerError::UnknownWorkflow(schedule.workflow().to_owned()));
+        }
+        let definition = serde_json::to_value(schedule)
+            .map_err(|e| RunnerError::InvalidInput(format!("cannot store schedule: {e}")))?;
+        let applied = self
+            .shared
+            .store
+            .put_schedule(
+                schedule.name(),
+                schedule.workflow(),
+                &definition,
+                self.clock_ms(),
+            )
+            .await?;
+        Ok(applied)
+    }
+
+    /// Every schedule, by name.
+    pub async fn schedules(&self) -> Result<Vec<ScheduleRecord>, RunnerError> {
+        Ok(self.shared.store.list_schedules().await?)
+    }
+
+    /// The schedule `name`.
+    pub async fn schedule(&self, name: &str) -> Result<ScheduleRecord, RunnerError> {
+        self.shared
+            .store
+            .schedule(name)
+            .await?
+            .ok_or_else(|| RunnerError::UnknownSchedule(name.to_owned()))
+    }
+
+    /// Pauses (`true`) or resumes (`false`) a schedule. Fire times that pass
+    /// while it is paused are never fired.
+    pub async fn pause_schedule(&self, name: &str, paused: bool) -> Result<(), RunnerError> {
+        self.check_running()?;
+        match self
+            .shared
+            .store
+            .set_schedule_paused(name, paused, self.clock_ms())
+            .await?
+        {
+            true => Ok(()),
+            false => Err(RunnerError::UnknownSchedule(name.to_owned())),
+        }
+    }
+
+    /// Removes a schedule; the executions it started stay.
+    pub async fn remove_schedule(&self, name: &str) -> Result<(), RunnerError> {
+        self.check_running()?;
+        match self.shared.store.remove_schedule(name).await? {
+            true => Ok(()),
+            false => Err(RunnerError::UnknownSchedule(name.to_owned())),
+        }
+    }
+
+    /// Fires the schedules that are due now by this runner's clock, as the
+    /// background loop does every 250 ms; returns how many executions
+    /// started. For tests and for embedders that drive time themselves.
+    pub async fn fire_due_schedules(&self) -> Result<usize, RunnerError> {
+        self.check_running()?;
+        fire_due(&self.shared, &*self.clock).await
+    }
+
+    fn clock_ms(&self) -> i64 {
+        self.clock.now().timestamp_millis()
+    }
+
     /// Stops the runner gracefully: stops claiming, lets in-flight attempts
     /// finish within `grace`, halts the rest (recorded as interrupted: they
     /// go back to the queue without using up a retry), joins every
@@ -602,6 +712,11 @@ impl Runner {
             self.shared.stop_background.cancel();
             if let Err(error) = background.leases.await {
                 tracing::error!(%error, "the lease keeper task failed");
+            }
+            if let Some(scheduler) = background.scheduler
+                && let Err(error) = scheduler.await
+            {
+                tracing::error!(%error, "the scheduler task failed");
             }
         }
         self.shared.sandbox.halt_all();
@@ -642,6 +757,9 @@ impl Drop for Runner {
         if let Some(background) = background {
             background.executor.abort();
             background.leases.abort();
+            if let Some(scheduler) = background.scheduler {
+                scheduler.abort();
+            }
         }
         let closing = self.shared.store.close();
         match tokio::runtime::Handle::try_current() {

@@ -4,6 +4,7 @@ mod executions;
 mod invoke;
 mod plugin;
 mod run;
+mod schedule;
 mod serve;
 mod workflow;
 
@@ -83,6 +84,9 @@ pub enum Command {
         /// The execution id.
         id: String,
     },
+    /// Fire workflows on cron expressions.
+    #[command(subcommand)]
+    Schedule(schedule::ScheduleCommand),
     /// Run executions (started with `run --detach`, or interrupted) until
     /// SIGINT/SIGTERM.
     Serve(serve::ServeArgs),
@@ -169,6 +173,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Executions(args) => executions::list(&cli, args).await,
         Command::Logs { id, step } => executions::logs(&cli, id, step.as_deref()).await,
         Command::Cancel { id } => executions::cancel(&cli, id).await,
+        Command::Schedule(command) => schedule::run(&cli, command).await,
         Command::Serve(args) => serve::run(&cli, args).await,
     }
 }

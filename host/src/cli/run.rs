@@ -73,6 +73,8 @@ pub(super) async fn run(cli: &Cli, args: &RunArgs) -> anyhow::Result<ExitCode> {
     }
     let runner = cli
         .runner_builder()
+        // A run fires no schedules: that is what `serve` is for.
+        .schedules(false)
         .concurrency(args.concurrency)
         .build()
         .await?;

@@ -7,6 +7,7 @@ use clap::Subcommand;
 
 use super::Cli;
 use crate::Workflow;
+use crate::schedule::Schedule;
 use crate::store::Applied;
 
 /// Workflow commands.
@@ -29,14 +30,27 @@ pub enum WorkflowCommand {
 pub(super) async fn run(cli: &Cli, command: &WorkflowCommand) -> anyhow::Result<ExitCode> {
     match command {
         WorkflowCommand::Apply { file } => {
-            let workflow = Workflow::from_toml_file(file)?;
+            let text = std::fs::read_to_string(file).map_err(|e| {
+                anyhow::anyhow!("cannot read workflow file {}: {e}", file.display())
+            })?;
+            let dir = file.parent().filter(|p| !p.as_os_str().is_empty());
+            let (workflow, tables) = Workflow::from_toml_with_schedules(
+                &text,
+                Some(dir.unwrap_or(std::path::Path::new("."))),
+            )?;
+            // Every schedule is checked before anything is stored.
+            let schedules = tables
+                .into_iter()
+                .map(|table| Schedule::from_toml_table(table, workflow.name()))
+                .collect::<Result<Vec<_>, _>>()?;
             let runner = cli.client().await?;
-            let applied = runner.apply_workflow(&workflow).await;
+            let applied = apply(&runner, &workflow, &schedules).await;
             runner.shutdown(std::time::Duration::ZERO).await;
-            let applied = applied?;
+            let (applied, scheduled) = applied?;
             if cli.json {
                 let value = serde_json::json!({
                     "name": workflow.name(), "version": workflow.version(), "applied": applied,
+                    "schedules": scheduled.iter().map(|(name, applied)| serde_json::json!({"name": name, "applied": applied})).collect::<Vec<_>>(),
                 });
                 println!("{value}");
             } else {
@@ -47,6 +61,14 @@ pub(super) async fn run(cli: &Cli, command: &WorkflowCommand) -> anyhow::Result<
                         println!("updated {name}: {previous} -> {version}")
                     }
                     Applied::Unchanged => println!("unchanged {name}@{version}"),
+                }
+                for (schedule, applied) in &scheduled {
+                    let verb = match applied {
+                        Applied::Created => "created",
+                        Applied::Updated { .. } => "updated",
+                        Applied::Unchanged => "unchanged",
+                    };
+                    println!("{verb} schedule {schedule}");
                 }
             }
         }
@@ -101,4 +123,20 @@ pub(super) async fn run(cli: &Cli, command: &WorkflowCommand) -> anyhow::Result<
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+async fn apply(
+    runner: &crate::Runner,
+    workflow: &Workflow,
+    schedules: &[Schedule],
+) -> Result<(Applied, Vec<(String, Applied)>), crate::RunnerError> {
+    let applied = runner.apply_workflow(workflow).await?;
+    let mut scheduled = Vec::new();
+    for schedule in schedules {
+        scheduled.push((
+            schedule.name().to_owned(),
+            runner.add_schedule(schedule).await?,
+        ));
+    }
+    Ok((applied, scheduled))
 }

@@ -11,6 +11,7 @@ mod executor;
 mod leases;
 pub(crate) mod planner;
 pub(crate) mod progress;
+mod scheduler;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -26,6 +27,7 @@ pub(crate) use catalog::Catalog;
 pub(crate) use executor::{DrainReport, run_executor};
 pub(crate) use leases::run_lease_keeper;
 pub(crate) use progress::Progress;
+pub(crate) use scheduler::{fire_due, run_scheduler};
 
 /// Settings of the background work.
 #[derive(Debug, Clone)]

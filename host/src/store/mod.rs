@@ -273,6 +273,8 @@ pub trait Store: Send + Sync + 'static {
     async fn list_schedules(&self) -> Result<Vec<ScheduleRecord>, StoreError>;
 
     /// Pauses or resumes a schedule; `false` if there is no such schedule.
+    /// Resuming moves its anchor to `now_ms`: fire times that passed while
+    /// it was paused are not due (pausing is deliberate, not an outage).
     async fn set_schedule_paused(
         &self,
         name: &str,

@@ -91,13 +91,17 @@ impl SqliteStore {
         paused: bool,
         now_ms: i64,
     ) -> Result<bool, StoreError> {
-        let updated = sqlx::query("UPDATE schedules SET paused = ?, updated_at = ? WHERE name = ?")
-            .bind(paused)
-            .bind(now_ms)
-            .bind(name)
-            .execute(&self.pool)
-            .await
-            .map_err(query_err("pausing or resuming a schedule"))?;
+        let updated = sqlx::query(
+            "UPDATE schedules SET paused = ?1, updated_at = ?2,
+                    anchor = CASE WHEN ?1 THEN anchor ELSE MAX(anchor, ?2) END
+             WHERE name = ?3",
+        )
+        .bind(paused)
+        .bind(now_ms)
+        .bind(name)
+        .execute(&self.pool)
+        .await
+        .map_err(query_err("pausing or resuming a schedule"))?;
         Ok(updated.rows_affected() > 0)
     }
 

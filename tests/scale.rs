@@ -451,3 +451,58 @@ async fn dropping_a_runner_leaves_no_connection_in_pg_stat_activity() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_hosts_fire_a_per_second_schedule_once_per_fire_time() {
+    let Some(url) = postgres_url() else { return };
+    let tenant = Tenant::new(&url);
+    let client = tenant
+        .runner()
+        .execute(false)
+        .build()
+        .await
+        .expect("connects to PostgreSQL");
+    client.register_plugin_file(artifacts::HELLO).await.unwrap();
+    let greet = "name = \"greet\"\n[[steps]]\nid = \"greet\"\ntask = \"hello/greet\"\ninput = { name = \"tick\" }\n";
+    client
+        .apply_workflow(&corral::Workflow::from_toml(greet, None).unwrap())
+        .await
+        .unwrap();
+    let tick = corral::schedule::Schedule::new("tick", "greet", "* * * * * *").unwrap();
+    client.add_schedule(&tick).await.unwrap();
+    let hosts: Vec<(Child, String)> = (0..3).map(|_| tenant.serve(4)).collect();
+    tokio::time::sleep(Duration::from_secs(11)).await;
+    for (mut child, _) in hosts {
+        terminate(&mut child);
+    }
+    let mut conn = tenant.connect().await;
+    let rows = sqlx::query(&format!(
+        "SELECT fire_time, count(*) AS n FROM \"{}\".executions WHERE schedule = 'tick'
+         GROUP BY fire_time ORDER BY fire_time",
+        tenant.name
+    ))
+    .fetch_all(&mut conn)
+    .await
+    .unwrap();
+    let counts: Vec<(i64, i64)> = rows
+        .iter()
+        .map(|r| (r.get("fire_time"), r.get("n")))
+        .collect();
+    assert!(
+        counts.len() >= 9,
+        "only {} fire times in 11 s: {counts:?}",
+        counts.len()
+    );
+    assert!(
+        counts.iter().all(|(_, n)| *n == 1),
+        "a fire time started several executions: {counts:?}"
+    );
+    for pair in counts.windows(2) {
+        assert_eq!(
+            pair[1].0 - pair[0].0,
+            1000,
+            "a second was skipped: {counts:?}"
+        );
+    }
+    client.shutdown(Duration::ZERO).await;
+}

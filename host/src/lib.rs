@@ -41,6 +41,7 @@ mod error;
 mod runner;
 mod runtime;
 pub mod sandbox;
+pub mod schedule;
 pub mod store;
 pub mod workflow;
 

@@ -5,10 +5,10 @@
 mod common;
 
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::time::Duration;
 
-use common::{artifacts, eventually, runner_builder};
+use common::{artifacts, corral, corral_command, eventually, runner_builder};
 use corral::store::{ExecutionStatus, TaskRunStatus};
 use serde_json::Value;
 
@@ -30,22 +30,9 @@ depends_on = ["busy"]
 input = { last = true }
 "#;
 
-fn corral(dir: &Path, args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_corral"))
-        .args(args)
-        .current_dir(dir)
-        .env_remove("CORRAL_DATABASE_URL")
-        .env("CORRAL_CACHE_DIR", dir.join("cache"))
-        .output()
-        .expect("corral runs")
-}
-
 fn serve(dir: &Path) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_corral"))
+    corral_command(dir)
         .args(["serve", "--lease", "1s", "--concurrency", "4"])
-        .current_dir(dir)
-        .env_remove("CORRAL_DATABASE_URL")
-        .env("CORRAL_CACHE_DIR", dir.join("cache"))
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()

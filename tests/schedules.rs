@@ -4,12 +4,12 @@
 
 mod common;
 
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, TimeDelta, Utc};
-use common::{artifacts, runner_builder};
+use common::{artifacts, corral, corral_command, runner_builder};
 use corral::schedule::{CatchUp, ManualClock, Overlap, Schedule};
 use corral::store::ExecutionFilter;
 use corral::{Runner, Workflow};
@@ -204,17 +204,6 @@ async fn two_runners_firing_the_same_schedule_start_one_execution_per_fire_time(
     second.shutdown(Duration::ZERO).await;
 }
 
-fn corral(dir: &std::path::Path, args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_corral"))
-        .args(args)
-        .current_dir(dir)
-        .env_remove("CORRAL_DATABASE_URL")
-        .env_remove("CORRAL_TENANT")
-        .env("CORRAL_CACHE_DIR", dir.join("cache"))
-        .output()
-        .expect("corral runs")
-}
-
 #[test]
 fn the_cli_rejects_bad_schedules_and_stores_nothing() {
     let dir = tempfile::tempdir().unwrap();
@@ -295,11 +284,8 @@ fn serve_fires_a_per_second_schedule_in_real_time() {
     std::fs::write(dir.join("greet.toml"), file).unwrap();
     let applied = corral(dir, &["workflow", "apply", "greet.toml"]);
     assert!(String::from_utf8_lossy(&applied.stdout).contains("created schedule tick"));
-    let mut serve = Command::new(env!("CARGO_BIN_EXE_corral"))
+    let mut serve = corral_command(dir)
         .arg("serve")
-        .current_dir(dir)
-        .env_remove("CORRAL_DATABASE_URL")
-        .env("CORRAL_CACHE_DIR", dir.join("cache"))
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()

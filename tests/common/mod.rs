@@ -120,3 +120,23 @@ pub async fn eventually(within: Duration, what: &str, mut check: impl AsyncFnMut
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
+
+/// The `corral` binary, to run in `dir`: the default database `corral.db`
+/// and the artifact cache live there, nothing comes from the environment.
+pub fn corral_command(dir: &std::path::Path) -> std::process::Command {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_corral"));
+    command
+        .current_dir(dir)
+        .env_remove("CORRAL_DATABASE_URL")
+        .env_remove("CORRAL_TENANT")
+        .env("CORRAL_CACHE_DIR", dir.join("cache"));
+    command
+}
+
+/// Runs `corral ARGS` in `dir` (see [`corral_command`]) to completion.
+pub fn corral(dir: &std::path::Path, args: &[&str]) -> std::process::Output {
+    corral_command(dir)
+        .args(args)
+        .output()
+        .expect("corral runs")
+}

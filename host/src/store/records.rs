@@ -299,6 +299,60 @@ pub struct Snapshot {
     pub runs: Vec<TaskRunRecord>,
 }
 
+impl Snapshot {
+    /// Applies `plan` to this in-memory view exactly as the stores apply it
+    /// to their rows (each change guarded by the state it expects), so a
+    /// store need not read the execution back after re-planning.
+    pub(crate) fn apply(&mut self, plan: &Plan, now_ms: i64) {
+        for change in &plan.steps {
+            let (step_id, from, to): (&str, &[TaskRunStatus], TaskRunStatus) = match change {
+                StepChange::Pending { .. } => continue,
+                StepChange::Ready { step_id, .. } => {
+                    (step_id, &[TaskRunStatus::Pending], TaskRunStatus::Ready)
+                }
+                StepChange::Skipped { step_id } => {
+                    (step_id, &[TaskRunStatus::Pending], TaskRunStatus::Skipped)
+                }
+                StepChange::Cancelled { step_id } => (
+                    step_id,
+                    &[TaskRunStatus::Pending, TaskRunStatus::Ready],
+                    TaskRunStatus::Cancelled,
+                ),
+            };
+            let Some(run) = self
+                .runs
+                .iter_mut()
+                .find(|r| r.step_id == step_id && from.contains(&r.status))
+            else {
+                continue;
+            };
+            run.status = to;
+            match change {
+                StepChange::Ready {
+                    input,
+                    not_before_ms,
+                    ..
+                } => {
+                    run.input = Some(input.clone());
+                    run.not_before_ms = *not_before_ms;
+                }
+                StepChange::Skipped { .. } => {
+                    run.input = None;
+                    run.not_before_ms = 0;
+                }
+                _ => run.not_before_ms = 0,
+            }
+        }
+        if let Some((status, error)) = &plan.finish
+            && self.execution.status == ExecutionStatus::Running
+        {
+            self.execution.status = *status;
+            self.execution.error = error.clone();
+            self.execution.finished_at_ms = Some(now_ms);
+        }
+    }
+}
+
 /// What the planner decided after a change: step changes and, if the
 /// execution is over, its final state.
 #[derive(Debug, Clone, Default)]

@@ -217,15 +217,16 @@ async fn replan(
     now_ms: i64,
     planner: Planner<'_>,
 ) -> Result<Option<Snapshot>, StoreError> {
-    let Some(before) = load_snapshot(conn, id).await? else {
+    let Some(mut snapshot) = load_snapshot(conn, id).await? else {
         return Ok(None);
     };
-    if before.execution.status.is_final() {
-        return Ok(Some(before));
+    if snapshot.execution.status.is_final() {
+        return Ok(Some(snapshot));
     }
-    let plan = planner(&before);
+    let plan = planner(&snapshot);
     apply_plan(conn, id, &plan, now_ms).await?;
-    load_snapshot(conn, id).await
+    snapshot.apply(&plan, now_ms);
+    Ok(Some(snapshot))
 }
 
 /// Inserts an execution, its task runs and its first plan, inside the

@@ -10,7 +10,9 @@ use tracing::Instrument;
 use super::{Shared, planner};
 use crate::error::RunnerError;
 use crate::sandbox::{AttemptReport, AttemptRequest, Outcome};
-use crate::store::{AttemptEnd, AttemptResult, Claim, ExecutionStatus, Plan, Snapshot, now_ms};
+use crate::store::{
+    AttemptEnd, AttemptResult, Claim, ExecutionStatus, Plan, Snapshot, duration_ms, now_ms,
+};
 use crate::workflow::{FailureKind, NextAttempt, RetryPolicy, TaskDefaults, Workflow};
 
 /// Runs `claim` and records it. Errors are logged: an attempt whose end
@@ -178,7 +180,7 @@ fn after_failure(
         NextAttempt::Resume { .. } => AttemptResult::Interrupted,
         NextAttempt::Retry { after, .. } => AttemptResult::Retry {
             error,
-            not_before_ms: now_ms() + i64::try_from(after.as_millis()).unwrap_or(i64::MAX),
+            not_before_ms: now_ms() + duration_ms(after),
         },
         NextAttempt::GiveUp => AttemptResult::Failed(error),
     }
@@ -186,11 +188,7 @@ fn after_failure(
 
 /// The host stopped the attempt before it ran: back to the queue, not counted.
 fn interrupted(shared: &Shared, claim: &Claim) -> AttemptEnd {
-    AttemptEnd {
-        outcome: "interrupted".into(),
-        result: AttemptResult::Interrupted,
-        ..setup_failure(shared, claim, &RunnerError::ShutDown)
-    }
+    not_run(shared, claim, "interrupted", AttemptResult::Interrupted)
 }
 
 /// How long a host that cannot load a plugin leaves its steps to others.
@@ -198,24 +196,31 @@ const DEFER: Duration = Duration::from_secs(10);
 
 fn deferred(shared: &Shared, claim: &Claim, error: &crate::sandbox::PluginError) -> AttemptEnd {
     tracing::error!(%error, "cannot load the plugin on this host; leaving the step to others");
-    AttemptEnd {
-        outcome: "deferred".into(),
-        result: AttemptResult::Deferred {
-            error: format!("host {} cannot load the plugin: {error}", shared.runner_id),
-            not_before_ms: now_ms() + i64::try_from(DEFER.as_millis()).unwrap_or(i64::MAX),
-        },
-        ..setup_failure(shared, claim, &RunnerError::ShutDown)
-    }
+    let result = AttemptResult::Deferred {
+        error: format!("host {} cannot load the plugin: {error}", shared.runner_id),
+        not_before_ms: now_ms() + duration_ms(DEFER),
+    };
+    not_run(shared, claim, "deferred", result)
 }
 
 /// The attempt could not even start (plugin missing, bad grant): a
 /// permanent failure of the step, with the reason.
 fn setup_failure(shared: &Shared, claim: &Claim, error: &RunnerError) -> AttemptEnd {
+    not_run(
+        shared,
+        claim,
+        "plugin_error",
+        AttemptResult::Failed(error.to_string()),
+    )
+}
+
+/// The end of an attempt whose guest never ran: nothing was captured.
+fn not_run(shared: &Shared, claim: &Claim, outcome: &str, result: AttemptResult) -> AttemptEnd {
     AttemptEnd {
         claim: claim.clone(),
         runner_id: shared.runner_id.clone(),
-        outcome: "plugin_error".into(),
-        result: AttemptResult::Failed(error.to_string()),
+        outcome: outcome.into(),
+        result,
         logs: json!([]),
         stdout: String::new(),
         stderr: String::new(),

@@ -51,7 +51,7 @@ pub(crate) async fn run_lease_keeper(shared: Arc<Shared>) {
 }
 
 fn lease_ms(shared: &Shared) -> i64 {
-    i64::try_from(shared.config.lease.as_millis()).unwrap_or(i64::MAX)
+    crate::store::duration_ms(shared.config.lease)
 }
 
 /// Halts attempts whose claim this runner lost (its lease expired while it

@@ -62,7 +62,7 @@ pub(crate) struct Shared {
 
 impl Shared {
     pub(crate) fn lease_until(&self) -> i64 {
-        crate::store::now_ms() + i64::try_from(self.config.lease.as_millis()).unwrap_or(i64::MAX)
+        crate::store::now_ms() + crate::store::duration_ms(self.config.lease)
     }
 
     /// A new execution of the latest version of workflow `name`, with its

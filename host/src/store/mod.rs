@@ -369,6 +369,11 @@ pub(crate) fn now_rfc3339() -> String {
 pub fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .map(duration_ms)
         .unwrap_or_default()
+}
+
+/// `duration` in whole milliseconds, saturating.
+pub(crate) fn duration_ms(duration: std::time::Duration) -> i64 {
+    i64::try_from(duration.as_millis()).unwrap_or(i64::MAX)
 }

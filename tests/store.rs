@@ -16,8 +16,8 @@ use std::time::Duration;
 use corral::sandbox::{PluginInfo, TaskInfo};
 use corral::store::{
     self, Added, Applied, AttemptEnd, AttemptResult, Claim, ConnectOptions, ExecutionFilter,
-    ExecutionStatus, NewExecution, Object, Plan, PostgresStore, Snapshot, StepChange, Store,
-    StoreError, TaskRunStatus,
+    ExecutionStatus, Finish, NewExecution, Object, Plan, PostgresStore, Snapshot, StepChange,
+    Store, StoreError, TaskRunStatus,
 };
 use serde_json::{Value, json};
 use sqlx::{Connection, PgConnection};
@@ -83,6 +83,7 @@ store_tests!(
     claim_in_batches_respecting_not_before,
     concurrent_claims_never_take_a_run_twice,
     finish_success_replans_until_succeeded,
+    finish_attempts_records_a_batch_in_order,
     finish_retry_then_failure,
     finish_cancelled,
     finish_interrupted_does_not_count,
@@ -770,6 +771,62 @@ async fn finish_success_replans_until_succeeded(db: Db) {
     assert_eq!(after.execution.status, ExecutionStatus::Succeeded);
     assert_eq!(after.execution.finished_at_ms, Some(T + 20));
     assert_eq!(after.execution.error, None);
+}
+
+async fn finish_attempts_records_a_batch_in_order(db: Db) {
+    let store = &*db.store;
+    // e1: a, b in parallel, then join; e2: one step; plus a stale claim.
+    execution(
+        store,
+        "e1",
+        vec![ready("a", T), ready("b", T), pending("join")],
+    )
+    .await;
+    execution(store, "e2", vec![ready("x", T)]).await;
+    let planner = dag(&[("join", &["a", "b"])], T + 10);
+    let claims = claim(store, "r1", 5, T).await;
+    assert_eq!(claims.len(), 3);
+    let by_step = |step: &str| claims.iter().find(|c| c.step_id == step).expect(step);
+    let (a, b, x) = (by_step("a"), by_step("b"), by_step("x"));
+    let mut stale = x.clone();
+    stale.number = 9;
+    let ends = [
+        end(b, "r1", succeeded(b)),
+        end(&stale, "r1", succeeded(&stale)),
+        end(x, "r1", succeeded(x)),
+        end(a, "r1", succeeded(a)),
+    ];
+    let batch: Vec<Finish<'_>> = ends
+        .iter()
+        .map(|end| Finish {
+            end,
+            now_ms: T + 10,
+            planner: &planner,
+        })
+        .collect();
+    let after = store.finish_attempts(&batch).await.unwrap();
+    assert_eq!(after.len(), 4, "one result per end, in order");
+    let after_b = after[0].as_ref().expect("b recorded");
+    assert!(after[1].is_none(), "the stale claim changes nothing");
+    let after_x = after[2].as_ref().expect("x recorded");
+    assert_eq!(after_x.execution.status, ExecutionStatus::Succeeded);
+    let after_a = after[3].as_ref().expect("a recorded");
+    // Whichever of a and b was recorded second saw the other one done.
+    let joins = [run(after_a, "join").status, run(after_b, "join").status];
+    assert!(
+        joins.contains(&TaskRunStatus::Ready) && joins.contains(&TaskRunStatus::Pending),
+        "{joins:?}"
+    );
+    let stored = snapshot(store, "e1").await;
+    assert_eq!(run(&stored, "join").status, TaskRunStatus::Ready);
+    let attempts = store.attempts("e1", None).await.unwrap();
+    assert!(
+        attempts
+            .iter()
+            .all(|a| a.outcome.as_deref() == Some("succeeded")),
+        "{attempts:?}"
+    );
+    assert!(store.finish_attempts(&[]).await.unwrap().is_empty());
 }
 
 async fn finish_retry_then_failure(db: Db) {

@@ -56,8 +56,11 @@ pub(crate) fn initial(workflow: &Workflow, input: &Object, now_ms: i64) -> Plan 
         .map(|s| (s.id.clone(), StepState::Pending))
         .collect();
     let mut plan = plan_from(workflow, states, &HashMap::new(), input, now_ms, |_| None);
-    let decided: std::collections::HashSet<String> =
-        plan.steps.iter().map(|c| step_of(c).to_owned()).collect();
+    let decided: std::collections::HashSet<String> = plan
+        .steps
+        .iter()
+        .map(|c| StepChange::step_id(c).to_owned())
+        .collect();
     plan.steps.extend(
         workflow
             .steps()
@@ -124,15 +127,6 @@ fn failure_reason(snapshot: &Snapshot, states: &HashMap<String, StepState>) -> O
         run.step_id,
         run.error.as_deref().unwrap_or("unknown error")
     ))
-}
-
-fn step_of(change: &StepChange) -> &str {
-    match change {
-        StepChange::Pending { step_id }
-        | StepChange::Ready { step_id, .. }
-        | StepChange::Skipped { step_id }
-        | StepChange::Cancelled { step_id } => step_id,
-    }
 }
 
 /// The plan of a cancelled execution: nothing new starts; steps not yet

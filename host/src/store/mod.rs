@@ -47,6 +47,26 @@ pub type ClosePool = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Se
 /// Decides step changes from an execution's snapshot; see [`Store::finish_attempt`].
 pub type Planner<'a> = &'a (dyn Fn(&Snapshot) -> Plan + Send + Sync);
 
+/// One attempt end to record: see [`Store::finish_attempts`].
+#[derive(Clone, Copy)]
+pub struct Finish<'a> {
+    /// How the attempt ended.
+    pub end: &'a AttemptEnd,
+    /// When (ms since the Unix epoch).
+    pub now_ms: i64,
+    /// Decides what follows from the execution's state after this end.
+    pub planner: Planner<'a>,
+}
+
+impl std::fmt::Debug for Finish<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Finish")
+            .field("end", self.end)
+            .field("now_ms", &self.now_ms)
+            .finish_non_exhaustive()
+    }
+}
+
 /// The default database: a SQLite file `corral.db` in the working directory.
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://corral.db";
 
@@ -217,7 +237,26 @@ pub trait Store: Send + Sync + 'static {
         end: &AttemptEnd,
         now_ms: i64,
         planner: Planner<'_>,
-    ) -> Result<Option<Snapshot>, StoreError>;
+    ) -> Result<Option<Snapshot>, StoreError> {
+        let finish = Finish {
+            end,
+            now_ms,
+            planner,
+        };
+        let mut after = self.finish_attempts(std::slice::from_ref(&finish)).await?;
+        Ok(after.pop().flatten())
+    }
+
+    /// [`finish_attempt`](Store::finish_attempt) for several attempt ends in
+    /// one transaction (one commit, so one disk sync, for all), one after
+    /// the other, each seeing the changes of those recorded before it (the
+    /// store picks the order: PostgreSQL locks executions in id order).
+    /// Returns one result per end, in the order given. All or nothing: on
+    /// an error nothing is recorded.
+    async fn finish_attempts(
+        &self,
+        batch: &[Finish<'_>],
+    ) -> Result<Vec<Option<Snapshot>>, StoreError>;
 
     /// Returns task runs whose lease expired before `now_ms` to the queue,
     /// recording their attempts as interrupted, except those of

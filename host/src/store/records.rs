@@ -195,6 +195,53 @@ pub struct NewExecution {
     pub finish: Option<(ExecutionStatus, Option<String>)>,
 }
 
+impl NewExecution {
+    /// The execution as [`Store::create_execution`](super::Store::create_execution)
+    /// stores it at `now_ms`, without reading it back.
+    pub(crate) fn snapshot(&self, now_ms: i64) -> Snapshot {
+        let mut runs: Vec<TaskRunRecord> = self
+            .steps
+            .iter()
+            .map(|step| TaskRunRecord {
+                step_id: step.step_id().to_owned(),
+                status: TaskRunStatus::Pending,
+                attempts: 0,
+                not_before_ms: 0,
+                input: None,
+                output: None,
+                error: None,
+                claimed_by: None,
+                lease_until_ms: None,
+            })
+            .collect();
+        runs.sort_by(|a, b| a.step_id.cmp(&b.step_id));
+        let mut snapshot = Snapshot {
+            execution: ExecutionRecord {
+                id: self.id.clone(),
+                workflow: self.workflow.clone(),
+                workflow_version: self.workflow_version.clone(),
+                status: ExecutionStatus::Running,
+                input: self.input.clone(),
+                error: None,
+                cancel_requested: false,
+                created_at_ms: now_ms,
+                finished_at_ms: None,
+                schedule: None,
+                fire_time_ms: None,
+            },
+            runs,
+        };
+        snapshot.apply(
+            &Plan {
+                steps: self.steps.clone(),
+                finish: self.finish.clone(),
+            },
+            now_ms,
+        );
+        snapshot
+    }
+}
+
 /// A step state change decided by the planner.
 #[derive(Debug, Clone, PartialEq)]
 pub enum StepChange {
@@ -222,6 +269,18 @@ pub enum StepChange {
         /// The step.
         step_id: String,
     },
+}
+
+impl StepChange {
+    /// The step it changes.
+    pub fn step_id(&self) -> &str {
+        match self {
+            StepChange::Pending { step_id }
+            | StepChange::Ready { step_id, .. }
+            | StepChange::Skipped { step_id }
+            | StepChange::Cancelled { step_id } => step_id,
+        }
+    }
 }
 
 /// A claimed task run: the caller holds its lease and runs one attempt.

@@ -14,7 +14,7 @@ use sqlx::{PgConnection, Row};
 use super::{PostgresStore, query_err, text};
 use crate::store::{
     AttemptEnd, AttemptRecord, AttemptResult, Claim, ExecutionFilter, ExecutionRecord,
-    ExecutionStatus, NewExecution, Object, Plan, Planner, Snapshot, StepChange, StoreError,
+    ExecutionStatus, Finish, NewExecution, Object, Plan, Planner, Snapshot, StepChange, StoreError,
     TaskRunRecord,
 };
 
@@ -249,16 +249,7 @@ pub(super) async fn insert_execution(
     .execute(&mut *conn)
     .await
     .map_err(query_err(doing))?;
-    let step_ids: Vec<&str> = new
-        .steps
-        .iter()
-        .map(|step| match step {
-            StepChange::Pending { step_id }
-            | StepChange::Ready { step_id, .. }
-            | StepChange::Skipped { step_id }
-            | StepChange::Cancelled { step_id } => step_id.as_str(),
-        })
-        .collect();
+    let step_ids: Vec<&str> = new.steps.iter().map(StepChange::step_id).collect();
     sqlx::query(
         "INSERT INTO task_runs (execution_id, step_id, status, updated_at)
              SELECT $1, step_id, 'pending', $3 FROM UNNEST($2::text[]) AS s (step_id)",
@@ -395,109 +386,136 @@ impl PostgresStore {
         .map_err(query_err(doing))
     }
 
-    pub(super) async fn finish_attempt(
+    pub(super) async fn finish_attempts(
         &self,
-        end: &AttemptEnd,
-        now_ms: i64,
-        planner: Planner<'_>,
-    ) -> Result<Option<Snapshot>, StoreError> {
-        self.retrying(|| self.finish_attempt_once(end, now_ms, planner))
-            .await
+        batch: &[Finish<'_>],
+    ) -> Result<Vec<Option<Snapshot>>, StoreError> {
+        self.retrying(|| self.finish_attempts_once(batch)).await
     }
 
-    async fn finish_attempt_once(
+    async fn finish_attempts_once(
         &self,
-        end: &AttemptEnd,
-        now_ms: i64,
-        planner: Planner<'_>,
-    ) -> Result<Option<Snapshot>, StoreError> {
-        let doing = "recording an attempt";
-        let claim = &end.claim;
+        batch: &[Finish<'_>],
+    ) -> Result<Vec<Option<Snapshot>>, StoreError> {
+        let doing = "recording attempts";
+        // Executions are locked in id order, as every batch does, so two
+        // hosts' batches cannot deadlock on each other.
+        let mut order: Vec<usize> = (0..batch.len()).collect();
+        order.sort_by(|&a, &b| {
+            let key = |i: usize| {
+                (
+                    &batch[i].end.claim.execution_id,
+                    &batch[i].end.claim.step_id,
+                )
+            };
+            key(a).cmp(&key(b))
+        });
         let mut tx = self.pool.begin().await.map_err(query_err(doing))?;
-        if !lock_execution(&mut tx, &claim.execution_id).await? {
-            return Ok(None);
+        let mut after = vec![None; batch.len()];
+        for i in order {
+            let Finish {
+                end,
+                now_ms,
+                planner,
+            } = batch[i];
+            after[i] = finish_attempt(&mut tx, end, now_ms, planner).await?;
         }
-        let (status, output, error, not_before, uncount) = match &end.result {
-            AttemptResult::Succeeded(output) => (
-                "succeeded",
-                Some(serde_json::Value::Object(output.clone()).to_string()),
-                None,
-                0,
-                0,
-            ),
-            AttemptResult::Retry {
-                error,
-                not_before_ms,
-            } => ("ready", None, Some(text(error)), *not_before_ms, 0),
-            AttemptResult::Failed(error) => ("failed", None, Some(text(error)), 0, 0),
-            AttemptResult::Cancelled => ("cancelled", None, Some(text("cancelled")), 0, 0),
-            AttemptResult::Interrupted => ("ready", None, None, now_ms, 1_i32),
-            AttemptResult::Deferred {
-                error,
-                not_before_ms,
-            } => ("ready", None, Some(text(error)), *not_before_ms, 1_i32),
-        };
-        // Guarded by the claim: a runner whose lease expired and whose task
-        // run went to another runner changes nothing.
-        let updated = sqlx::query(
-            "UPDATE task_runs SET status = $1, output = $2, error = COALESCE($3, error),
+        tx.commit().await.map_err(query_err(doing))?;
+        Ok(after)
+    }
+}
+
+/// Records one attempt end and re-plans its execution, inside the caller's
+/// transaction.
+async fn finish_attempt(
+    conn: &mut PgConnection,
+    end: &AttemptEnd,
+    now_ms: i64,
+    planner: Planner<'_>,
+) -> Result<Option<Snapshot>, StoreError> {
+    let doing = "recording an attempt";
+    let claim = &end.claim;
+    if !lock_execution(&mut *conn, &claim.execution_id).await? {
+        return Ok(None);
+    }
+    let (status, output, error, not_before, uncount) = match &end.result {
+        AttemptResult::Succeeded(output) => (
+            "succeeded",
+            Some(serde_json::Value::Object(output.clone()).to_string()),
+            None,
+            0,
+            0,
+        ),
+        AttemptResult::Retry {
+            error,
+            not_before_ms,
+        } => ("ready", None, Some(text(error)), *not_before_ms, 0),
+        AttemptResult::Failed(error) => ("failed", None, Some(text(error)), 0, 0),
+        AttemptResult::Cancelled => ("cancelled", None, Some(text("cancelled")), 0, 0),
+        AttemptResult::Interrupted => ("ready", None, None, now_ms, 1_i32),
+        AttemptResult::Deferred {
+            error,
+            not_before_ms,
+        } => ("ready", None, Some(text(error)), *not_before_ms, 1_i32),
+    };
+    // Guarded by the claim: a runner whose lease expired and whose task
+    // run went to another runner changes nothing.
+    let updated = sqlx::query(
+        "UPDATE task_runs SET status = $1, output = $2, error = COALESCE($3, error),
                     not_before = $4, attempts = attempts - $5, claimed_by = NULL,
                     lease_until = NULL, updated_at = $6
              WHERE execution_id = $7 AND step_id = $8 AND status = 'running'
                AND claimed_by = $9 AND attempt_number = $10",
-        )
-        .bind(status)
-        .bind(output)
-        .bind(error)
-        .bind(not_before)
-        .bind(uncount)
-        .bind(now_ms)
-        .bind(&claim.execution_id)
-        .bind(&claim.step_id)
-        .bind(&end.runner_id)
-        .bind(i64::from(claim.number))
-        .execute(&mut *tx)
-        .await
-        .map_err(query_err(doing))?;
-        if updated.rows_affected() == 0 {
-            return Ok(None);
-        }
-        let attempt_error = match &end.result {
-            AttemptResult::Retry { error, .. }
-            | AttemptResult::Failed(error)
-            | AttemptResult::Deferred { error, .. } => Some(text(error)),
-            _ => None,
-        };
-        sqlx::query(
-            "UPDATE attempts SET finished_at = $1, outcome = $2, error = $3, logs = $4,
+    )
+    .bind(status)
+    .bind(output)
+    .bind(error)
+    .bind(not_before)
+    .bind(uncount)
+    .bind(now_ms)
+    .bind(&claim.execution_id)
+    .bind(&claim.step_id)
+    .bind(&end.runner_id)
+    .bind(i64::from(claim.number))
+    .execute(&mut *conn)
+    .await
+    .map_err(query_err(doing))?;
+    if updated.rows_affected() == 0 {
+        return Ok(None);
+    }
+    let attempt_error = match &end.result {
+        AttemptResult::Retry { error, .. }
+        | AttemptResult::Failed(error)
+        | AttemptResult::Deferred { error, .. } => Some(text(error)),
+        _ => None,
+    };
+    sqlx::query(
+        "UPDATE attempts SET finished_at = $1, outcome = $2, error = $3, logs = $4,
                     stdout = $5, stderr = $6
              WHERE execution_id = $7 AND step_id = $8 AND number = $9",
-        )
-        .bind(now_ms)
-        .bind(text(&end.outcome))
-        .bind(attempt_error)
-        .bind(end.logs.to_string())
-        .bind(text(&end.stdout))
-        .bind(text(&end.stderr))
-        .bind(&claim.execution_id)
-        .bind(&claim.step_id)
-        .bind(i64::from(claim.number))
-        .execute(&mut *tx)
-        .await
-        .map_err(query_err(doing))?;
-        if matches!(
-            end.result,
-            AttemptResult::Retry { .. }
-                | AttemptResult::Interrupted
-                | AttemptResult::Deferred { .. }
-        ) {
-            notify(&mut tx, WORK).await?;
-        }
-        let after = replan(&mut tx, &claim.execution_id, now_ms, planner).await?;
-        tx.commit().await.map_err(query_err(doing))?;
-        Ok(after)
+    )
+    .bind(now_ms)
+    .bind(text(&end.outcome))
+    .bind(attempt_error)
+    .bind(end.logs.to_string())
+    .bind(text(&end.stdout))
+    .bind(text(&end.stderr))
+    .bind(&claim.execution_id)
+    .bind(&claim.step_id)
+    .bind(i64::from(claim.number))
+    .execute(&mut *conn)
+    .await
+    .map_err(query_err(doing))?;
+    if matches!(
+        end.result,
+        AttemptResult::Retry { .. } | AttemptResult::Interrupted | AttemptResult::Deferred { .. }
+    ) {
+        notify(&mut *conn, WORK).await?;
     }
+    replan(&mut *conn, &claim.execution_id, now_ms, planner).await
+}
 
+impl PostgresStore {
     pub(super) async fn reap_expired(
         &self,
         now_ms: i64,

@@ -42,7 +42,7 @@ use sqlx::Connection;
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
 
 use super::{
-    Added, Applied, AttemptEnd, AttemptRecord, Claim, ClosePool, ExecutionFilter, ExecutionRecord,
+    Added, Applied, AttemptRecord, Claim, ClosePool, ExecutionFilter, ExecutionRecord, Finish,
     NewExecution, Planner, PluginRecord, Snapshot, Store, StoreError, Wakeup, Wakeups,
     WorkflowRecord,
 };
@@ -364,13 +364,11 @@ impl Store for PostgresStore {
         .map_err(query_err("listing held claims"))
     }
 
-    async fn finish_attempt(
+    async fn finish_attempts(
         &self,
-        end: &AttemptEnd,
-        now_ms: i64,
-        planner: Planner<'_>,
-    ) -> Result<Option<Snapshot>, StoreError> {
-        PostgresStore::finish_attempt(self, end, now_ms, planner).await
+        batch: &[Finish<'_>],
+    ) -> Result<Vec<Option<Snapshot>>, StoreError> {
+        PostgresStore::finish_attempts(self, batch).await
     }
 
     async fn reap_expired(

@@ -11,7 +11,7 @@ use sqlx::{Row, SqliteConnection};
 use super::{SqliteStore, query_err};
 use crate::store::{
     AttemptEnd, AttemptRecord, AttemptResult, Claim, ExecutionFilter, ExecutionRecord,
-    ExecutionStatus, NewExecution, Object, Plan, Planner, Snapshot, StepChange, StoreError,
+    ExecutionStatus, Finish, NewExecution, Object, Plan, Planner, Snapshot, StepChange, StoreError,
     TaskRunRecord,
 };
 
@@ -204,8 +204,8 @@ async fn replan(
     Ok(Some(snapshot))
 }
 
-/// Inserts an execution, its task runs and its first plan, inside the
-/// caller's transaction.
+/// Inserts an execution and its task runs in their first planned states,
+/// inside the caller's transaction.
 pub(super) async fn insert_execution(
     conn: &mut SqliteConnection,
     new: &NewExecution,
@@ -224,30 +224,123 @@ pub(super) async fn insert_execution(
     .execute(&mut *conn)
     .await
     .map_err(query_err(doing))?;
-    for step in &new.steps {
-        let step_id = match step {
-            StepChange::Pending { step_id }
-            | StepChange::Ready { step_id, .. }
-            | StepChange::Skipped { step_id }
-            | StepChange::Cancelled { step_id } => step_id,
-        };
-        sqlx::query(
-            "INSERT INTO task_runs (execution_id, step_id, status, updated_at)
-                 VALUES (?, ?, 'pending', ?)",
-        )
-        .bind(&new.id)
-        .bind(step_id)
-        .bind(now_ms)
-        .execute(&mut *conn)
-        .await
-        .map_err(query_err(doing))?;
+    // Six parameters a row: chunks stay under SQLite's parameter limit.
+    for chunk in new.steps.chunks(1_000) {
+        let mut insert = sqlx::QueryBuilder::new(
+            "INSERT INTO task_runs (execution_id, step_id, status, input, not_before, updated_at) ",
+        );
+        insert.push_values(chunk, |mut row, step| {
+            let (status, input, not_before) = match step {
+                StepChange::Pending { .. } => ("pending", None, 0),
+                StepChange::Ready {
+                    input,
+                    not_before_ms,
+                    ..
+                } => (
+                    "ready",
+                    Some(serde_json::Value::Object(input.clone()).to_string()),
+                    *not_before_ms,
+                ),
+                StepChange::Skipped { .. } => ("skipped", None, 0),
+                StepChange::Cancelled { .. } => ("cancelled", None, 0),
+            };
+            row.push_bind(&new.id)
+                .push_bind(step.step_id())
+                .push_bind(status)
+                .push_bind(input)
+                .push_bind(not_before)
+                .push_bind(now_ms);
+        });
+        insert
+            .build()
+            .execute(&mut *conn)
+            .await
+            .map_err(query_err(doing))?;
     }
-    let plan = Plan {
-        steps: new.steps.clone(),
+    let finish = Plan {
+        steps: Vec::new(),
         finish: new.finish.clone(),
     };
-    apply_plan(conn, &new.id, &plan, now_ms).await?;
-    Ok(())
+    apply_plan(conn, &new.id, &finish, now_ms).await
+}
+
+/// Records one attempt end and re-plans its execution, inside the caller's
+/// transaction.
+async fn finish_attempt(
+    conn: &mut SqliteConnection,
+    end: &AttemptEnd,
+    now_ms: i64,
+    planner: Planner<'_>,
+) -> Result<Option<Snapshot>, StoreError> {
+    let doing = "recording an attempt";
+    let claim = &end.claim;
+    let (status, output, error, not_before, uncount) = match &end.result {
+        AttemptResult::Succeeded(output) => (
+            "succeeded",
+            Some(serde_json::Value::Object(output.clone()).to_string()),
+            None,
+            0,
+            0,
+        ),
+        AttemptResult::Retry {
+            error,
+            not_before_ms,
+        } => ("ready", None, Some(error.as_str()), *not_before_ms, 0),
+        AttemptResult::Failed(error) => ("failed", None, Some(error.as_str()), 0, 0),
+        AttemptResult::Cancelled => ("cancelled", None, Some("cancelled"), 0, 0),
+        AttemptResult::Interrupted => ("ready", None, None, now_ms, 1),
+        AttemptResult::Deferred {
+            error,
+            not_before_ms,
+        } => ("ready", None, Some(error.as_str()), *not_before_ms, 1),
+    };
+    // Guarded by the claim: a runner whose lease expired and whose task
+    // run went to another runner changes nothing.
+    let updated = sqlx::query(
+        "UPDATE task_runs SET status = ?, output = ?, error = COALESCE(?, error), not_before = ?,
+                attempts = attempts - ?, claimed_by = NULL, lease_until = NULL, updated_at = ?
+         WHERE execution_id = ? AND step_id = ? AND status = 'running'
+           AND claimed_by = ? AND attempt_number = ?",
+    )
+    .bind(status)
+    .bind(output)
+    .bind(error)
+    .bind(not_before)
+    .bind(uncount)
+    .bind(now_ms)
+    .bind(&claim.execution_id)
+    .bind(&claim.step_id)
+    .bind(&end.runner_id)
+    .bind(i64::from(claim.number))
+    .execute(&mut *conn)
+    .await
+    .map_err(query_err(doing))?;
+    if updated.rows_affected() == 0 {
+        return Ok(None);
+    }
+    let attempt_error = match &end.result {
+        AttemptResult::Retry { error, .. }
+        | AttemptResult::Failed(error)
+        | AttemptResult::Deferred { error, .. } => Some(error.as_str()),
+        _ => None,
+    };
+    sqlx::query(
+        "UPDATE attempts SET finished_at = ?, outcome = ?, error = ?, logs = ?, stdout = ?, stderr = ?
+         WHERE execution_id = ? AND step_id = ? AND number = ?",
+    )
+    .bind(now_ms)
+    .bind(&end.outcome)
+    .bind(attempt_error)
+    .bind(end.logs.to_string())
+    .bind(&end.stdout)
+    .bind(&end.stderr)
+    .bind(&claim.execution_id)
+    .bind(&claim.step_id)
+    .bind(i64::from(claim.number))
+    .execute(&mut *conn)
+    .await
+    .map_err(query_err(doing))?;
+    replan(conn, &claim.execution_id, now_ms, planner).await
 }
 
 impl SqliteStore {
@@ -279,6 +372,8 @@ impl SqliteStore {
             .begin_with("BEGIN IMMEDIATE")
             .await
             .map_err(query_err(doing))?;
+        // One statement claims the batch and returns what each claim needs
+        // (its workflow version too); one more records its attempts.
         let rows = sqlx::query(
             "UPDATE task_runs SET status = 'running', claimed_by = ?1, lease_until = ?2,
                     attempts = attempts + 1, updated_at = ?3,
@@ -288,7 +383,11 @@ impl SqliteStore {
              WHERE rowid IN (SELECT rowid FROM task_runs
                              WHERE status = 'ready' AND not_before <= ?3
                              ORDER BY not_before, execution_id, step_id LIMIT ?4)
-             RETURNING execution_id, step_id, attempts, input",
+             RETURNING execution_id, step_id, attempts, input, attempt_number,
+                       (SELECT workflow FROM executions e
+                        WHERE e.id = task_runs.execution_id) AS workflow,
+                       (SELECT workflow_version FROM executions e
+                        WHERE e.id = task_runs.execution_id) AS workflow_version",
         )
         .bind(runner_id)
         .bind(lease_until_ms)
@@ -299,40 +398,37 @@ impl SqliteStore {
         .map_err(query_err(doing))?;
         let mut claims = Vec::with_capacity(rows.len());
         for row in rows {
-            let execution_id: String = row.try_get("execution_id").map_err(query_err(doing))?;
-            let step_id: String = row.try_get("step_id").map_err(query_err(doing))?;
+            let get = |name: &str| row.try_get::<String, _>(name).map_err(query_err(doing));
             let attempts: i64 = row.try_get("attempts").map_err(query_err(doing))?;
+            let number: i64 = row.try_get("attempt_number").map_err(query_err(doing))?;
             let input: Option<String> = row.try_get("input").map_err(query_err(doing))?;
-            let number: i64 = sqlx::query_scalar(
-                "INSERT INTO attempts (execution_id, step_id, number, runner_id, started_at)
-                 VALUES (?1, ?2, (SELECT COALESCE(MAX(number), 0) + 1 FROM attempts
-                                  WHERE execution_id = ?1 AND step_id = ?2), ?3, ?4)
-                 RETURNING number",
-            )
-            .bind(&execution_id)
-            .bind(&step_id)
-            .bind(runner_id)
-            .bind(now_ms)
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(query_err(doing))?;
-            let workflow =
-                sqlx::query("SELECT workflow, workflow_version FROM executions WHERE id = ?")
-                    .bind(&execution_id)
-                    .fetch_one(&mut *tx)
-                    .await
-                    .map_err(query_err(doing))?;
             claims.push(Claim {
-                workflow: workflow.try_get("workflow").map_err(query_err(doing))?,
-                workflow_version: workflow
-                    .try_get("workflow_version")
-                    .map_err(query_err(doing))?,
+                execution_id: get("execution_id")?,
+                step_id: get("step_id")?,
+                workflow: get("workflow")?,
+                workflow_version: get("workflow_version")?,
                 input: opt_object(input, "task run input")?.unwrap_or_default(),
                 attempts: u32::try_from(attempts).unwrap_or_default(),
                 number: u32::try_from(number).unwrap_or_default(),
-                execution_id,
-                step_id,
             });
+        }
+        // Chunks keep each statement under SQLite's bound-parameter limit.
+        for chunk in claims.chunks(1_000) {
+            let mut insert = sqlx::QueryBuilder::new(
+                "INSERT INTO attempts (execution_id, step_id, number, runner_id, started_at) ",
+            );
+            insert.push_values(chunk, |mut row, claim| {
+                row.push_bind(&claim.execution_id)
+                    .push_bind(&claim.step_id)
+                    .push_bind(i64::from(claim.number))
+                    .push_bind(runner_id)
+                    .push_bind(now_ms);
+            });
+            insert
+                .build()
+                .execute(&mut *tx)
+                .await
+                .map_err(query_err(doing))?;
         }
         tx.commit().await.map_err(query_err(doing))?;
         Ok(claims)
@@ -359,91 +455,25 @@ impl SqliteStore {
              WHERE t.claimed_by = ? AND t.status = 'running' AND e.cancel_requested = 1",
         )
         .bind(runner_id)
-        .fetch_all(&self.pool)
+        .fetch_all(&self.reader)
         .await
         .map_err(query_err(doing))
     }
 
-    pub(super) async fn finish_attempt(
+    pub(super) async fn finish_attempts(
         &self,
-        end: &AttemptEnd,
-        now_ms: i64,
-        planner: Planner<'_>,
-    ) -> Result<Option<Snapshot>, StoreError> {
-        let doing = "recording an attempt";
-        let claim = &end.claim;
+        batch: &[Finish<'_>],
+    ) -> Result<Vec<Option<Snapshot>>, StoreError> {
+        let doing = "recording attempts";
         let mut tx = self
             .pool
             .begin_with("BEGIN IMMEDIATE")
             .await
             .map_err(query_err(doing))?;
-        let (status, output, error, not_before, uncount) = match &end.result {
-            AttemptResult::Succeeded(output) => (
-                "succeeded",
-                Some(serde_json::Value::Object(output.clone()).to_string()),
-                None,
-                0,
-                0,
-            ),
-            AttemptResult::Retry {
-                error,
-                not_before_ms,
-            } => ("ready", None, Some(error.as_str()), *not_before_ms, 0),
-            AttemptResult::Failed(error) => ("failed", None, Some(error.as_str()), 0, 0),
-            AttemptResult::Cancelled => ("cancelled", None, Some("cancelled"), 0, 0),
-            AttemptResult::Interrupted => ("ready", None, None, now_ms, 1),
-            AttemptResult::Deferred {
-                error,
-                not_before_ms,
-            } => ("ready", None, Some(error.as_str()), *not_before_ms, 1),
-        };
-        // Guarded by the claim: a runner whose lease expired and whose task
-        // run went to another runner changes nothing.
-        let updated = sqlx::query(
-            "UPDATE task_runs SET status = ?, output = ?, error = COALESCE(?, error), not_before = ?,
-                    attempts = attempts - ?, claimed_by = NULL, lease_until = NULL, updated_at = ?
-             WHERE execution_id = ? AND step_id = ? AND status = 'running'
-               AND claimed_by = ? AND attempt_number = ?",
-        )
-        .bind(status)
-        .bind(output)
-        .bind(error)
-        .bind(not_before)
-        .bind(uncount)
-        .bind(now_ms)
-        .bind(&claim.execution_id)
-        .bind(&claim.step_id)
-        .bind(&end.runner_id)
-        .bind(i64::from(claim.number))
-        .execute(&mut *tx)
-        .await
-        .map_err(query_err(doing))?;
-        if updated.rows_affected() == 0 {
-            return Ok(None);
+        let mut after = Vec::with_capacity(batch.len());
+        for finish in batch {
+            after.push(finish_attempt(&mut tx, finish.end, finish.now_ms, finish.planner).await?);
         }
-        let attempt_error = match &end.result {
-            AttemptResult::Retry { error, .. }
-            | AttemptResult::Failed(error)
-            | AttemptResult::Deferred { error, .. } => Some(error.as_str()),
-            _ => None,
-        };
-        sqlx::query(
-            "UPDATE attempts SET finished_at = ?, outcome = ?, error = ?, logs = ?, stdout = ?, stderr = ?
-             WHERE execution_id = ? AND step_id = ? AND number = ?",
-        )
-        .bind(now_ms)
-        .bind(&end.outcome)
-        .bind(attempt_error)
-        .bind(end.logs.to_string())
-        .bind(&end.stdout)
-        .bind(&end.stderr)
-        .bind(&claim.execution_id)
-        .bind(&claim.step_id)
-        .bind(i64::from(claim.number))
-        .execute(&mut *tx)
-        .await
-        .map_err(query_err(doing))?;
-        let after = replan(&mut tx, &claim.execution_id, now_ms, planner).await?;
         tx.commit().await.map_err(query_err(doing))?;
         Ok(after)
     }
@@ -526,7 +556,7 @@ impl SqliteStore {
 
     pub(super) async fn execution(&self, id: &str) -> Result<Option<Snapshot>, StoreError> {
         let mut conn = self
-            .pool
+            .reader
             .acquire()
             .await
             .map_err(query_err("reading an execution"))?;
@@ -547,7 +577,7 @@ impl SqliteStore {
         .bind(filter.status.map(ExecutionStatus::as_str))
         .bind(i64::from(filter.limit.unwrap_or(100)))
         .bind(filter.schedule.as_deref())
-        .fetch_all(&self.pool)
+        .fetch_all(&self.reader)
         .await
         .map_err(query_err("listing executions"))?;
         rows.iter().map(execution_record).collect()
@@ -564,7 +594,7 @@ impl SqliteStore {
         )
         .bind(execution_id)
         .bind(step_id)
-        .fetch_all(&self.pool)
+        .fetch_all(&self.reader)
         .await
         .map_err(query_err("listing attempts"))?;
         rows.iter().map(attempt_record).collect()

@@ -10,17 +10,31 @@ use std::str::FromStr;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
 
 use super::{
-    Added, Applied, AttemptEnd, AttemptRecord, Claim, ClosePool, ExecutionFilter, ExecutionRecord,
+    Added, Applied, AttemptRecord, Claim, ClosePool, ExecutionFilter, ExecutionRecord, Finish,
     NewExecution, Planner, PluginRecord, ScheduleFire, ScheduleRecord, Snapshot, Store, StoreError,
     WorkflowRecord,
 };
 use crate::sandbox::PluginInfo;
 
 /// A [`Store`] on a SQLite file.
+///
+/// Writes go through one connection: SQLite admits one writer at a time,
+/// and writers queued in tokio wait their turn in order, where writers
+/// racing on several connections would meet `SQLITE_BUSY` and back off in
+/// SQLite's busy handler (sleeps of 1 ms and more). Reads use a pool of
+/// their own, which WAL mode lets run beside the writer.
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
+    /// The one write connection (transactions, updates).
     pool: SqlitePool,
+    /// Connections for reads outside transactions; the same pool as `pool`
+    /// for an in-memory database, whose connections share a cache and lock
+    /// tables instead of using WAL.
+    reader: SqlitePool,
 }
+
+/// Read connections beside the writer.
+const READERS: u32 = 4;
 
 impl SqliteStore {
     /// Opens (creating if missing) the SQLite database at `url`
@@ -35,9 +49,12 @@ impl SqliteStore {
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
             .busy_timeout(std::time::Duration::from_secs(10));
+        // No ping before each acquire: the connections are in-process, and a
+        // ping is one more round trip to the connection's worker thread.
         let pool = SqlitePoolOptions::new()
-            .max_connections(4)
-            .connect_with(options)
+            .max_connections(1)
+            .test_before_acquire(false)
+            .connect_with(options.clone())
             .await
             .map_err(connect_err)?;
         sqlx::migrate!("migrations/sqlite")
@@ -47,12 +64,27 @@ impl SqliteStore {
                 url: url.to_owned(),
                 source,
             })?;
-        Ok(Self { pool })
+        let reader = if url.contains(":memory:") || url.contains("mode=memory") {
+            pool.clone()
+        } else {
+            SqlitePoolOptions::new()
+                .max_connections(READERS)
+                .test_before_acquire(false)
+                .connect_with(options)
+                .await
+                .map_err(connect_err)?
+        };
+        Ok(Self { pool, reader })
     }
 
-    /// The connection pool (for tests and diagnostics).
+    /// The write connection's pool (for tests and diagnostics).
     pub fn pool(&self) -> &SqlitePool {
         &self.pool
+    }
+
+    /// Whether both pools are closed.
+    fn pools_closed(&self) -> bool {
+        self.pool.is_closed() && self.reader.is_closed()
     }
 }
 
@@ -168,18 +200,16 @@ impl Store for SqliteStore {
              WHERE claimed_by = ? AND status = 'running'",
         )
         .bind(runner_id)
-        .fetch_all(&self.pool)
+        .fetch_all(&self.reader)
         .await
         .map_err(query_err("listing held claims"))
     }
 
-    async fn finish_attempt(
+    async fn finish_attempts(
         &self,
-        end: &AttemptEnd,
-        now_ms: i64,
-        planner: Planner<'_>,
-    ) -> Result<Option<Snapshot>, StoreError> {
-        SqliteStore::finish_attempt(self, end, now_ms, planner).await
+        batch: &[Finish<'_>],
+    ) -> Result<Vec<Option<Snapshot>>, StoreError> {
+        SqliteStore::finish_attempts(self, batch).await
     }
 
     async fn reap_expired(
@@ -220,12 +250,14 @@ impl Store for SqliteStore {
     }
 
     fn is_closed(&self) -> bool {
-        self.pool.is_closed()
+        self.pools_closed()
     }
 
     fn close(&self) -> ClosePool {
-        let pool = self.pool.clone();
-        let mut closing: ClosePool = Box::pin(async move { pool.close().await });
+        let (pool, reader) = (self.pool.clone(), self.reader.clone());
+        let mut closing: ClosePool = Box::pin(async move {
+            tokio::join!(pool.close(), reader.close());
+        });
         // `Pool::close` marks the pool closed when first polled; do that now
         // so callers that cannot await (Drop) still close it at once.
         let mut cx = std::task::Context::from_waker(std::task::Waker::noop());

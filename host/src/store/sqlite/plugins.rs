@@ -87,7 +87,7 @@ impl SqliteStore {
             "SELECT name, version, sha256, info, size, added_at FROM plugins
              ORDER BY name, added_at",
         )
-        .fetch_all(&self.pool)
+        .fetch_all(&self.reader)
         .await
         .map_err(query_err("listing plugins"))?;
         rows.iter().map(plugin_record).collect()
@@ -108,7 +108,7 @@ impl SqliteStore {
         )
         .bind(name)
         .bind(version)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&self.reader)
         .await
         .map_err(query_err("looking up a plugin"))?;
         let Some(row) = row else { return Ok(None) };

@@ -71,7 +71,7 @@ impl SqliteStore {
     pub(super) async fn schedule(&self, name: &str) -> Result<Option<ScheduleRecord>, StoreError> {
         let row = sqlx::query("SELECT * FROM schedules WHERE name = ?")
             .bind(name)
-            .fetch_optional(&self.pool)
+            .fetch_optional(&self.reader)
             .await
             .map_err(query_err("reading a schedule"))?;
         row.as_ref().map(schedule_record).transpose()
@@ -79,7 +79,7 @@ impl SqliteStore {
 
     pub(super) async fn list_schedules(&self) -> Result<Vec<ScheduleRecord>, StoreError> {
         let rows = sqlx::query("SELECT * FROM schedules ORDER BY name")
-            .fetch_all(&self.pool)
+            .fetch_all(&self.reader)
             .await
             .map_err(query_err("listing schedules"))?;
         rows.iter().map(schedule_record).collect()
@@ -164,7 +164,7 @@ impl SqliteStore {
             "SELECT EXISTS (SELECT 1 FROM executions WHERE schedule = ? AND status = 'running')",
         )
         .bind(name)
-        .fetch_one(&self.pool)
+        .fetch_one(&self.reader)
         .await
         .map_err(query_err("checking a schedule's executions"))
     }

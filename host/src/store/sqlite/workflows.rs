@@ -81,7 +81,7 @@ impl SqliteStore {
         )
         .bind(name)
         .bind(version)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&self.reader)
         .await
         .map_err(query_err("looking up a workflow"))?;
         row.as_ref().map(workflow_record).transpose()
@@ -94,7 +94,7 @@ impl SqliteStore {
                             ORDER BY applied_at DESC, rowid DESC LIMIT 1)
              ORDER BY name",
         )
-        .fetch_all(&self.pool)
+        .fetch_all(&self.reader)
         .await
         .map_err(query_err("listing workflows"))?;
         rows.iter().map(workflow_record).collect()

@@ -198,6 +198,7 @@ impl RunnerBuilder {
             slots: Arc::new(Semaphore::new(self.concurrency)),
             wake: Default::default(),
             progress: Progress::default(),
+            recorder: Default::default(),
             stop_claiming: CancellationToken::new(),
             stop_background: CancellationToken::new(),
         });
@@ -393,8 +394,9 @@ impl ExecutionHandle {
                 .await?
                 .ok_or_else(|| RunnerError::UnknownExecution(self.id.clone()))?;
             if snapshot.execution.status.is_final() {
-                let workflow = stored_workflow(&*self.store, &snapshot).await;
-                return Ok(ExecutionReport::new(snapshot, workflow.as_ref()));
+                let shared = self.shared.upgrade();
+                let workflow = workflow_of(&*self.store, shared.as_deref(), &snapshot).await;
+                return Ok(ExecutionReport::new(snapshot, workflow.as_deref()));
             }
             tokio::select! {
                 _ = progress.changed() => {}
@@ -410,15 +412,22 @@ impl ExecutionHandle {
     }
 }
 
-async fn stored_workflow(store: &dyn Store, snapshot: &Snapshot) -> Option<Workflow> {
-    let record = store
-        .workflow(
-            &snapshot.execution.workflow,
-            Some(&snapshot.execution.workflow_version),
-        )
-        .await
-        .ok()??;
-    Workflow::from_stored(record.definition).ok()
+/// The workflow version `snapshot` runs: from the runner's catalog (parsed
+/// once) while the runner lives, else read from the store.
+async fn workflow_of(
+    store: &dyn Store,
+    shared: Option<&Shared>,
+    snapshot: &Snapshot,
+) -> Option<Arc<Workflow>> {
+    let (name, version) = (
+        &snapshot.execution.workflow,
+        &snapshot.execution.workflow_version,
+    );
+    if let Some(shared) = shared {
+        return shared.catalog.workflow(name, version).await.ok();
+    }
+    let record = store.workflow(name, Some(version)).await.ok()??;
+    Workflow::from_stored(record.definition).ok().map(Arc::new)
 }
 
 /// The registered plugins, as the workflow validator sees them.
@@ -530,11 +539,17 @@ impl Runner {
         let now = now_ms();
         let new = self.shared.new_execution(name, input, now).await?;
         let id = new.id.clone();
-        self.shared.store.create_execution(&new, now).await?;
+        // Watched from before it is stored (as it will be stored: no need to
+        // read it back), so no progress published in between is missed.
+        let handle = self.handle_on(id.clone(), &new.snapshot(now));
+        if let Err(error) = self.shared.store.create_execution(&new, now).await {
+            self.shared.progress.forget(&id);
+            return Err(error.into());
+        }
         let span = tracing::info_span!("execution", execution = %id, workflow = %name);
         span.in_scope(|| tracing::info!("execution submitted"));
         self.shared.wake.notify_one();
-        self.handle(id).await
+        Ok(handle)
     }
 
     /// A handle on an existing execution.
@@ -545,14 +560,17 @@ impl Runner {
             .execution(&id)
             .await?
             .ok_or_else(|| RunnerError::UnknownExecution(id.clone()))?;
-        let progress = self.shared.progress.subscribe(&snapshot);
-        Ok(ExecutionHandle {
+        Ok(self.handle_on(id, &snapshot))
+    }
+
+    fn handle_on(&self, id: String, snapshot: &Snapshot) -> ExecutionHandle {
+        ExecutionHandle {
             id,
             store: self.shared.store.clone(),
             poll: self.shared.config.poll_interval,
-            progress,
+            progress: self.shared.progress.subscribe(snapshot),
             shared: Arc::downgrade(&self.shared),
-        })
+        }
     }
 
     /// The execution `id` and its steps.
@@ -563,8 +581,8 @@ impl Runner {
             .execution(id)
             .await?
             .ok_or_else(|| RunnerError::UnknownExecution(id.to_owned()))?;
-        let workflow = stored_workflow(&*self.shared.store, &snapshot).await;
-        Ok(ExecutionReport::new(snapshot, workflow.as_ref()))
+        let workflow = workflow_of(&*self.shared.store, Some(&self.shared), &snapshot).await;
+        Ok(ExecutionReport::new(snapshot, workflow.as_deref()))
     }
 
     /// Executions, newest first.
@@ -599,8 +617,8 @@ impl Runner {
     pub async fn cancel(&self, id: &str) -> Result<ExecutionReport, RunnerError> {
         self.check_running()?;
         let snapshot = cancel(&self.shared, id).await?;
-        let workflow = stored_workflow(&*self.shared.store, &snapshot).await;
-        Ok(ExecutionReport::new(snapshot, workflow.as_ref()))
+        let workflow = workflow_of(&*self.shared.store, Some(&self.shared), &snapshot).await;
+        Ok(ExecutionReport::new(snapshot, workflow.as_deref()))
     }
 
     /// Stores a schedule (replacing one of the same name, which keeps its

@@ -7,6 +7,7 @@ use std::time::Duration;
 use serde_json::json;
 use tracing::Instrument;
 
+use super::recorder::OwnedPlanner;
 use super::{Shared, planner};
 use crate::error::RunnerError;
 use crate::sandbox::{AttemptReport, AttemptRequest, Outcome};
@@ -52,22 +53,27 @@ pub(crate) async fn run_claim(shared: Arc<Shared>, claim: Claim) {
         tracing::info!(outcome = %end.outcome, "attempt ended");
         let now = now_ms();
         let planner = move |snapshot: &Snapshot| planner::plan(&workflow, snapshot, now);
-        record(&shared, &end, now, &planner).await;
+        record(&shared, end, now, Box::new(planner)).await;
     }
     .instrument(span)
     .await
 }
 
-async fn record(shared: &Shared, end: &AttemptEnd, now: i64, planner: crate::store::Planner<'_>) {
-    match shared.store.finish_attempt(end, now, planner).await {
-        Ok(Some(snapshot)) => {
+async fn record(shared: &Shared, end: AttemptEnd, now: i64, planner: OwnedPlanner) {
+    let recorded = shared
+        .recorder
+        .record(&*shared.store, end, now, planner)
+        .await;
+    match recorded {
+        Some(Ok(Some(snapshot))) => {
             shared.progress.publish(&snapshot);
             shared.wake.notify_one();
         }
-        Ok(None) => {
+        Some(Ok(None)) => {
             tracing::warn!("lease lost: another runner owns this task run now; result dropped")
         }
-        Err(error) => tracing::error!(%error, "cannot record the attempt"),
+        Some(Err(error)) => tracing::error!(%error, "cannot record the attempt"),
+        None => tracing::warn!("the runner stopped before this attempt was recorded"),
     }
 }
 
@@ -88,7 +94,7 @@ async fn fail_execution(shared: &Shared, claim: &Claim, error: &RunnerError) {
             finish: Some((ExecutionStatus::Failed, Some(reason.clone()))),
         }
     };
-    record(shared, &end, now_ms(), &planner).await;
+    record(shared, end, now_ms(), Box::new(planner)).await;
 }
 
 async fn attempt(

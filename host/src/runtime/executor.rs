@@ -30,6 +30,16 @@ pub(crate) async fn run_executor(
 ) -> DrainReport {
     let mut attempts = JoinSet::new();
     let _wakeups = listen(&shared).await;
+    let capacity = shared.slots.available_permits().max(1);
+    // While the queue holds more than this runner can take, claiming for
+    // every slot that frees up would cost one transaction (one disk sync)
+    // per attempt; claims then wait for a batch's worth of free slots. When
+    // the queue is drained, a freed slot claims at once, for latency.
+    let batch_threshold = (capacity / 2).clamp(
+        1,
+        usize::try_from(shared.config.claim_batch).unwrap_or(usize::MAX),
+    );
+    let mut backlog = false;
     loop {
         while let Some(result) = attempts.try_join_next() {
             if let Err(error) = result {
@@ -40,7 +50,12 @@ pub(crate) async fn run_executor(
             break;
         }
         let free = shared.slots.available_permits();
-        if free > 0 {
+        let threshold = if backlog && !attempts.is_empty() {
+            batch_threshold
+        } else {
+            1
+        };
+        if free >= threshold {
             let want = u32::try_from(free)
                 .unwrap_or(u32::MAX)
                 .min(shared.config.claim_batch);
@@ -61,7 +76,8 @@ pub(crate) async fn run_executor(
                             drop(slot);
                         });
                     }
-                    if claimed as u32 == want {
+                    backlog = claimed as u32 == want;
+                    if backlog && shared.slots.available_permits() >= threshold {
                         // There may be more: claim again at once.
                         continue;
                     }
@@ -69,11 +85,17 @@ pub(crate) async fn run_executor(
                 Err(error) => tracing::error!(%error, "cannot claim work"),
             }
         }
+        let free = shared.slots.available_permits();
+        let threshold = if backlog && !attempts.is_empty() {
+            batch_threshold
+        } else {
+            1
+        };
         tokio::select! {
             () = shared.stop_claiming.cancelled() => {}
-            () = shared.wake.notified() => {}
-            () = sleep(shared.config.poll_interval) => {}
-            Some(_) = attempts.join_next(), if free == 0 => {}
+            () = shared.wake.notified(), if free >= threshold => {}
+            () = sleep(shared.config.poll_interval), if free >= threshold => {}
+            Some(_) = attempts.join_next(), if free < threshold => {}
         }
     }
     let grace = *grace.borrow();

@@ -11,6 +11,7 @@ mod executor;
 mod leases;
 pub(crate) mod planner;
 pub(crate) mod progress;
+mod recorder;
 mod scheduler;
 
 use std::sync::Arc;
@@ -54,6 +55,8 @@ pub(crate) struct Shared {
     pub(crate) wake: Notify,
     /// Live progress of executions someone watches.
     pub(crate) progress: Progress,
+    /// Records attempt ends, several per transaction.
+    pub(crate) recorder: recorder::Recorder,
     /// Cancelled to stop claiming new work.
     pub(crate) stop_claiming: CancellationToken,
     /// Cancelled to stop the lease keeper.

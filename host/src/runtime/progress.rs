@@ -57,6 +57,12 @@ impl Progress {
         }
     }
 
+    /// Drops the channel of an execution that will never be published
+    /// (its creation failed).
+    pub(crate) fn forget(&self, execution_id: &str) {
+        self.senders.remove(execution_id);
+    }
+
     pub(crate) fn publish(&self, snapshot: &Snapshot) {
         let id = &snapshot.execution.id;
         if let Some(sender) = self.senders.get(id) {

@@ -80,6 +80,7 @@ store_tests!(
     plugins_add_list_lookup_conflict,
     workflows_apply_created_updated_unchanged,
     create_execution_and_read_it_back,
+    create_executions_is_all_or_nothing,
     claim_in_batches_respecting_not_before,
     concurrent_claims_never_take_a_run_twice,
     finish_success_replans_until_succeeded,
@@ -528,6 +529,29 @@ async fn workflows_apply_created_updated_unchanged(db: Db) {
     );
     let listed = store.list_workflows().await.unwrap();
     assert_eq!(listed[1].version, "v1");
+}
+
+async fn create_executions_is_all_or_nothing(db: Db) {
+    let store = &*db.store;
+    workflow(store, "w").await;
+    let batch = [
+        new_execution("e1", "w", vec![ready("a", T)]),
+        new_execution("e2", "w", vec![ready("a", T), pending("b")]),
+    ];
+    store.create_executions(&batch, T).await.unwrap();
+    for (id, steps) in [("e1", 1), ("e2", 2)] {
+        let s = snapshot(store, id).await;
+        assert_eq!((s.execution.created_at_ms, s.runs.len()), (T, steps));
+        assert_eq!(run(&s, "a").status, TaskRunStatus::Ready);
+    }
+    // e2 exists already: the whole batch fails and e3 is not created.
+    let batch = [
+        new_execution("e3", "w", vec![ready("a", T)]),
+        new_execution("e2", "w", vec![ready("a", T)]),
+    ];
+    assert!(store.create_executions(&batch, T).await.is_err());
+    assert!(store.execution("e3").await.unwrap().is_none());
+    assert_eq!(snapshot(store, "e2").await.runs.len(), 2, "e2 untouched");
 }
 
 async fn create_execution_and_read_it_back(db: Db) {

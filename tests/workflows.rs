@@ -151,6 +151,33 @@ input = { s = "static", joined = true }
 "#;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_submissions_each_run_once_with_their_own_input() {
+    // Submissions arriving together are stored in shared transactions;
+    // each must still be its own execution with its own input and result.
+    let (_dir, runner) = start(FAN).await;
+    let runner = std::sync::Arc::new(runner);
+    let mut submits = tokio::task::JoinSet::new();
+    for i in 0..40 {
+        let runner = runner.clone();
+        submits.spawn(async move {
+            let input = json!({"k": i, "s": "x", "e": "x", "t": "x"});
+            let handle = runner.execute("fan", input).await.expect("execute");
+            (i, finish(&handle).await)
+        });
+    }
+    let mut ids = std::collections::BTreeSet::new();
+    while let Some(joined) = submits.join_next().await {
+        let (i, report) = joined.expect("submit task");
+        assert_eq!(report.status, ExecutionStatus::Succeeded, "{report:#?}");
+        let stored = runner.store().execution(&report.id).await.unwrap();
+        let input = stored.expect("stored").execution.input;
+        assert_eq!(input.get("k"), Some(&json!(i)), "{input:?}");
+        ids.insert(report.id);
+    }
+    assert_eq!(ids.len(), 40, "40 distinct executions");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn fan_out_and_fan_in_merge_inputs_in_the_documented_order() {
     let (_dir, runner) = start(FAN).await;
     let input = json!({"k": "exec", "s": "exec", "e": "exec", "t": "exec"});

@@ -11,7 +11,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::error::RunnerError;
 use crate::runtime::{
-    Catalog, DrainReport, Progress, RuntimeConfig, Shared, fire_due, planner,
+    Catalog, DrainReport, Progress, RuntimeConfig, Shared, fire_due, group_commit, planner,
     progress::ExecutionProgress, run_executor, run_lease_keeper, run_scheduler,
 };
 use crate::sandbox::{Grants, Limits, PluginInfo, Sandbox, SandboxConfig};
@@ -199,6 +199,7 @@ impl RunnerBuilder {
             wake: Default::default(),
             progress: Progress::default(),
             recorder: Default::default(),
+            creator: Default::default(),
             stop_claiming: CancellationToken::new(),
             stop_background: CancellationToken::new(),
         });
@@ -542,9 +543,22 @@ impl Runner {
         // Watched from before it is stored (as it will be stored: no need to
         // read it back), so no progress published in between is missed.
         let handle = self.handle_on(id.clone(), &new.snapshot(now));
-        if let Err(error) = self.shared.store.create_execution(&new, now).await {
+        let store = &*self.shared.store;
+        let created = self
+            .shared
+            .creator
+            .submit(new, |batch| {
+                group_commit::create_executions(store, batch, now_ms())
+            })
+            .await;
+        let created = match created {
+            Some(result) => result.map_err(RunnerError::from),
+            // The batch's committer was dropped with its runner.
+            None => Err(RunnerError::ShutDown),
+        };
+        if let Err(error) = created {
             self.shared.progress.forget(&id);
-            return Err(error.into());
+            return Err(error);
         }
         let span = tracing::info_span!("execution", execution = %id, workflow = %name);
         span.in_scope(|| tracing::info!("execution submitted"));

@@ -7,7 +7,7 @@ use std::time::Duration;
 use serde_json::json;
 use tracing::Instrument;
 
-use super::recorder::OwnedPlanner;
+use super::group_commit::{OwnedPlanner, QueuedEnd, record_ends};
 use super::{Shared, planner};
 use crate::error::RunnerError;
 use crate::sandbox::{AttemptReport, AttemptRequest, Outcome};
@@ -60,9 +60,15 @@ pub(crate) async fn run_claim(shared: Arc<Shared>, claim: Claim) {
 }
 
 async fn record(shared: &Shared, end: AttemptEnd, now: i64, planner: OwnedPlanner) {
+    let queued = QueuedEnd {
+        end,
+        now_ms: now,
+        planner,
+    };
+    let store = &*shared.store;
     let recorded = shared
         .recorder
-        .record(&*shared.store, end, now, planner)
+        .submit(queued, |batch| record_ends(store, batch))
         .await;
     match recorded {
         Some(Ok(Some(snapshot))) => {

@@ -8,10 +8,10 @@
 mod attempt;
 mod catalog;
 mod executor;
+pub(crate) mod group_commit;
 mod leases;
 pub(crate) mod planner;
 pub(crate) mod progress;
-mod recorder;
 mod scheduler;
 
 use std::sync::Arc;
@@ -22,7 +22,8 @@ use tokio::sync::{Notify, Semaphore};
 use tokio_util::sync::CancellationToken;
 
 use crate::sandbox::{AttemptControl, Grants, Limits, Sandbox};
-use crate::store::Store;
+use crate::store::{NewExecution, Store, StoreError};
+use group_commit::{GroupCommit, QueuedEnd, Recorded};
 
 pub(crate) use catalog::Catalog;
 pub(crate) use executor::{DrainReport, run_executor};
@@ -56,7 +57,9 @@ pub(crate) struct Shared {
     /// Live progress of executions someone watches.
     pub(crate) progress: Progress,
     /// Records attempt ends, several per transaction.
-    pub(crate) recorder: recorder::Recorder,
+    pub(crate) recorder: GroupCommit<QueuedEnd, Recorded>,
+    /// Stores submitted executions, several per transaction.
+    pub(crate) creator: GroupCommit<NewExecution, Result<(), StoreError>>,
     /// Cancelled to stop claiming new work.
     pub(crate) stop_claiming: CancellationToken,
     /// Cancelled to stop the lease keeper.

@@ -203,7 +203,19 @@ pub trait Store: Send + Sync + 'static {
     async fn list_workflows(&self) -> Result<Vec<WorkflowRecord>, StoreError>;
 
     /// Creates an execution and its task runs in one transaction.
-    async fn create_execution(&self, new: &NewExecution, now_ms: i64) -> Result<(), StoreError>;
+    async fn create_execution(&self, new: &NewExecution, now_ms: i64) -> Result<(), StoreError> {
+        self.create_executions(std::slice::from_ref(new), now_ms)
+            .await
+    }
+
+    /// [`create_execution`](Store::create_execution) for several executions
+    /// in one transaction (one commit, so one disk sync, for all). All or
+    /// nothing: on an error none is created.
+    async fn create_executions(
+        &self,
+        batch: &[NewExecution],
+        now_ms: i64,
+    ) -> Result<(), StoreError>;
 
     /// Claims up to `max` ready task runs whose backoff has passed, for
     /// `runner_id`, with a lease until `lease_until_ms`, and records the

@@ -269,14 +269,16 @@ pub(super) async fn insert_execution(
 }
 
 impl PostgresStore {
-    pub(super) async fn create_execution(
+    pub(super) async fn create_executions(
         &self,
-        new: &NewExecution,
+        batch: &[NewExecution],
         now_ms: i64,
     ) -> Result<(), StoreError> {
-        let doing = "creating an execution";
+        let doing = "creating executions";
         let mut tx = self.pool.begin().await.map_err(query_err(doing))?;
-        insert_execution(&mut tx, new, now_ms).await?;
+        for new in batch {
+            insert_execution(&mut tx, new, now_ms).await?;
+        }
         tx.commit().await.map_err(query_err(doing))
     }
 

@@ -292,8 +292,12 @@ impl Store for PostgresStore {
         PostgresStore::list_workflows(self).await
     }
 
-    async fn create_execution(&self, new: &NewExecution, now_ms: i64) -> Result<(), StoreError> {
-        PostgresStore::create_execution(self, new, now_ms).await
+    async fn create_executions(
+        &self,
+        batch: &[NewExecution],
+        now_ms: i64,
+    ) -> Result<(), StoreError> {
+        PostgresStore::create_executions(self, batch, now_ms).await
     }
 
     async fn claim(

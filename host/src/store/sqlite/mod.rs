@@ -133,8 +133,12 @@ impl Store for SqliteStore {
         SqliteStore::list_workflows(self).await
     }
 
-    async fn create_execution(&self, new: &NewExecution, now_ms: i64) -> Result<(), StoreError> {
-        SqliteStore::create_execution(self, new, now_ms).await
+    async fn create_executions(
+        &self,
+        batch: &[NewExecution],
+        now_ms: i64,
+    ) -> Result<(), StoreError> {
+        SqliteStore::create_executions(self, batch, now_ms).await
     }
 
     async fn claim(

@@ -1,0 +1,130 @@
+//! Group commit: writes that arrive while a transaction is in flight are
+//! committed together in the next one.
+//!
+//! Every commit costs a disk sync (SQLite in WAL mode with
+//! `synchronous = FULL`, PostgreSQL by default); with many short attempts
+//! ending, or many executions submitted, at once, one commit each would
+//! make the sync the bottleneck. There is no background task: the first
+//! caller to find the committer idle commits everything queued (its own
+//! item among them), and the others wait for their results, so nothing
+//! needs shutting down.
+
+use std::future::Future;
+use std::sync::Mutex;
+
+use tokio::sync::oneshot;
+
+use crate::store::{AttemptEnd, Finish, NewExecution, Plan, Snapshot, Store, StoreError};
+
+/// Commits items of type `T` in batches, each caller getting its own `R`.
+pub(crate) struct GroupCommit<T, R> {
+    queue: Mutex<Vec<(T, oneshot::Sender<R>)>>,
+    /// Held while a batch is being committed.
+    turn: tokio::sync::Mutex<()>,
+}
+
+impl<T, R> Default for GroupCommit<T, R> {
+    fn default() -> Self {
+        Self {
+            queue: Mutex::new(Vec::new()),
+            turn: tokio::sync::Mutex::new(()),
+        }
+    }
+}
+
+impl<T, R> GroupCommit<T, R> {
+    /// Queues `item`; whoever gets the turn first runs `commit` on the
+    /// whole queue, which must return one result per item, in order.
+    /// Returns `item`'s result; `None` if the task committing its batch was
+    /// stopped (its runner was dropped) before it could say.
+    pub(crate) async fn submit<F, Fut>(&self, item: T, commit: F) -> Option<R>
+    where
+        F: FnOnce(Vec<T>) -> Fut,
+        Fut: Future<Output = Vec<R>>,
+    {
+        let (done, result) = oneshot::channel();
+        self.lock_queue().push((item, done));
+        {
+            let _turn = self.turn.lock().await;
+            // Empty when the batch before took this item along.
+            let batch = std::mem::take(&mut *self.lock_queue());
+            if !batch.is_empty() {
+                let (items, waiters): (Vec<T>, Vec<_>) = batch.into_iter().unzip();
+                let results = commit(items).await;
+                for (waiter, result) in waiters.into_iter().zip(results) {
+                    // The waiter may be gone (its runner was dropped).
+                    let _ = waiter.send(result);
+                }
+            }
+        }
+        result.await.ok()
+    }
+
+    fn lock_queue(&self) -> std::sync::MutexGuard<'_, Vec<(T, oneshot::Sender<R>)>> {
+        // The queue holds plain data: a panic elsewhere cannot leave it
+        // inconsistent, so a poisoned lock is still usable.
+        self.queue
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+/// Decides step changes from an execution's snapshot (owned: it may run in
+/// another attempt's task).
+pub(crate) type OwnedPlanner = Box<dyn Fn(&Snapshot) -> Plan + Send + Sync>;
+
+/// An attempt end waiting to be recorded.
+pub(crate) struct QueuedEnd {
+    pub(crate) end: AttemptEnd,
+    pub(crate) now_ms: i64,
+    pub(crate) planner: OwnedPlanner,
+}
+
+/// The outcome of recording one attempt end: see [`Store::finish_attempt`].
+pub(crate) type Recorded = Result<Option<Snapshot>, StoreError>;
+
+/// Records `batch` in one transaction; if that fails, each end on its own,
+/// so one bad end cannot keep the others from being recorded.
+pub(crate) async fn record_ends(store: &dyn Store, batch: Vec<QueuedEnd>) -> Vec<Recorded> {
+    let finishes: Vec<Finish<'_>> = batch
+        .iter()
+        .map(|q| Finish {
+            end: &q.end,
+            now_ms: q.now_ms,
+            planner: &*q.planner,
+        })
+        .collect();
+    match store.finish_attempts(&finishes).await {
+        Ok(after) => after.into_iter().map(Ok).collect(),
+        Err(error) if finishes.len() == 1 => vec![Err(error)],
+        Err(error) => {
+            tracing::warn!(%error, ends = finishes.len(), "recording a batch failed; recording its ends one by one");
+            let mut results = Vec::with_capacity(finishes.len());
+            for f in &finishes {
+                results.push(store.finish_attempt(f.end, f.now_ms, f.planner).await);
+            }
+            results
+        }
+    }
+}
+
+/// Creates `batch` in one transaction at `now_ms`; if that fails, each
+/// execution on its own, so one bad execution cannot keep the others out.
+pub(crate) async fn create_executions(
+    store: &dyn Store,
+    batch: Vec<NewExecution>,
+    now_ms: i64,
+) -> Vec<Result<(), StoreError>> {
+    match store.create_executions(&batch, now_ms).await {
+        Ok(()) => batch.iter().map(|_| Ok(())).collect(),
+        Err(error) if batch.len() == 1 => vec![Err(error)],
+        Err(error) => {
+            tracing::warn!(%error, executions = batch.len(), "creating a batch failed; creating its executions one by one");
+            let mut results = Vec::with_capacity(batch.len());
+            for new in &batch {
+                results.push(store.create_execution(new, now_ms).await);
+            }
+            results
+        }
+    }
+}

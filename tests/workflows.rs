@@ -330,6 +330,31 @@ fn max_overlap(intervals: &[(i64, i64)]) -> usize {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn every_free_slot_is_filled_when_long_attempts_hold_the_others() {
+    // Claims batch up while the queue has more than the runner can take;
+    // the last few ready steps must still be claimed although the long
+    // attempts in flight never free a batch's worth of slots.
+    let toml: String = (0..10)
+        .map(|i| {
+            format!(
+                "[[steps]]\nid = \"s{i}\"\ntask = \"chaos/sleep\"\ninput = {{ seconds = 60 }}\n"
+            )
+        })
+        .collect();
+    let toml = format!("name = \"ten_sleeps\"\n{toml}");
+    let (_dir, runner) = start_with(&toml, |b| b.concurrency(10).claim_batch(4)).await;
+    let handle = runner.execute("ten_sleeps", json!({})).await.unwrap();
+    eventually(
+        Duration::from_secs(10),
+        "all 10 steps running",
+        async || runner.attempts_in_flight() == 10,
+    )
+    .await;
+    handle.cancel().await.unwrap();
+    runner.shutdown(Duration::ZERO).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrency_limit_bounds_the_attempts_in_flight() {
     let (_dir, runner) = start_with(SIX_BURNS, |b| b.concurrency(2)).await;
     let handle = runner.execute("six_burns", json!({})).await.unwrap();

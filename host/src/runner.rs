@@ -734,6 +734,12 @@ impl Runner {
         if let Some(background) = background {
             self.grace.send_replace(Some(grace));
             self.shared.stop_claiming.cancel();
+            if grace.is_zero() {
+                // Halt here rather than when the executor task next runs:
+                // with busy guests queued on every worker thread, that can
+                // be a whole round of their time slices away.
+                self.shared.sandbox.halt_all();
+            }
             match background.executor.await {
                 Ok(drained) => {
                     report.finished = drained.finished;

@@ -41,13 +41,15 @@ pub(crate) async fn run_executor(
     );
     let mut backlog = false;
     loop {
+        // Checked first: attempts that end after the stop are the drain's
+        // to count.
+        if shared.stop_claiming.is_cancelled() {
+            break;
+        }
         while let Some(result) = attempts.try_join_next() {
             if let Err(error) = result {
                 tracing::error!(%error, "an attempt task failed");
             }
-        }
-        if shared.stop_claiming.is_cancelled() {
-            break;
         }
         let free = shared.slots.available_permits();
         let threshold = if backlog && !attempts.is_empty() {
@@ -92,10 +94,15 @@ pub(crate) async fn run_executor(
             1
         };
         tokio::select! {
+            biased;
             () = shared.stop_claiming.cancelled() => {}
             () = shared.wake.notified(), if free >= threshold => {}
-            () = sleep(shared.config.poll_interval), if free >= threshold => {}
             Some(_) = attempts.join_next(), if free < threshold => {}
+            () = sleep(shared.config.poll_interval) => {
+                // No batch's worth of slots freed up within a poll interval
+                // (the attempts left run long): claim for the free ones.
+                backlog = false;
+            }
         }
     }
     let grace = *grace.borrow();

@@ -204,32 +204,46 @@ async fn replan(
     Ok(Some(snapshot))
 }
 
-/// Inserts an execution and its task runs in their first planned states,
-/// inside the caller's transaction.
-pub(super) async fn insert_execution(
+/// Rows per multi-row INSERT: at most 6 parameters a row keeps each
+/// statement under SQLite's bound-parameter limit (32,766).
+const ROWS_PER_INSERT: usize = 1_000;
+
+/// Inserts executions and their task runs in their first planned states,
+/// inside the caller's transaction: a few multi-row statements for the
+/// whole batch, not one per execution and step.
+pub(super) async fn insert_executions(
     conn: &mut SqliteConnection,
-    new: &NewExecution,
+    batch: &[NewExecution],
     now_ms: i64,
 ) -> Result<(), StoreError> {
-    let doing = "creating an execution";
-    sqlx::query(
-        "INSERT INTO executions (id, workflow, workflow_version, input, status, created_at)
-             VALUES (?, ?, ?, ?, 'running', ?)",
-    )
-    .bind(&new.id)
-    .bind(&new.workflow)
-    .bind(&new.workflow_version)
-    .bind(serde_json::Value::Object(new.input.clone()).to_string())
-    .bind(now_ms)
-    .execute(&mut *conn)
-    .await
-    .map_err(query_err(doing))?;
-    // Six parameters a row: chunks stay under SQLite's parameter limit.
-    for chunk in new.steps.chunks(1_000) {
+    let doing = "creating executions";
+    for chunk in batch.chunks(ROWS_PER_INSERT) {
+        let mut insert = sqlx::QueryBuilder::new(
+            "INSERT INTO executions (id, workflow, workflow_version, input, status, created_at) ",
+        );
+        insert.push_values(chunk, |mut row, new| {
+            row.push_bind(&new.id)
+                .push_bind(&new.workflow)
+                .push_bind(&new.workflow_version)
+                .push_bind(serde_json::Value::Object(new.input.clone()).to_string())
+                .push_bind("running")
+                .push_bind(now_ms);
+        });
+        insert
+            .build()
+            .execute(&mut *conn)
+            .await
+            .map_err(query_err(doing))?;
+    }
+    let runs: Vec<(&str, &StepChange)> = batch
+        .iter()
+        .flat_map(|new| new.steps.iter().map(|step| (new.id.as_str(), step)))
+        .collect();
+    for chunk in runs.chunks(ROWS_PER_INSERT) {
         let mut insert = sqlx::QueryBuilder::new(
             "INSERT INTO task_runs (execution_id, step_id, status, input, not_before, updated_at) ",
         );
-        insert.push_values(chunk, |mut row, step| {
+        insert.push_values(chunk, |mut row, (execution_id, step)| {
             let (status, input, not_before) = match step {
                 StepChange::Pending { .. } => ("pending", None, 0),
                 StepChange::Ready {
@@ -244,7 +258,7 @@ pub(super) async fn insert_execution(
                 StepChange::Skipped { .. } => ("skipped", None, 0),
                 StepChange::Cancelled { .. } => ("cancelled", None, 0),
             };
-            row.push_bind(&new.id)
+            row.push_bind(*execution_id)
                 .push_bind(step.step_id())
                 .push_bind(status)
                 .push_bind(input)
@@ -257,11 +271,14 @@ pub(super) async fn insert_execution(
             .await
             .map_err(query_err(doing))?;
     }
-    let finish = Plan {
-        steps: Vec::new(),
-        finish: new.finish.clone(),
-    };
-    apply_plan(conn, &new.id, &finish, now_ms).await
+    for new in batch.iter().filter(|new| new.finish.is_some()) {
+        let finish = Plan {
+            steps: Vec::new(),
+            finish: new.finish.clone(),
+        };
+        apply_plan(conn, &new.id, &finish, now_ms).await?;
+    }
+    Ok(())
 }
 
 /// Records one attempt end and re-plans its execution, inside the caller's
@@ -355,9 +372,7 @@ impl SqliteStore {
             .begin_with("BEGIN IMMEDIATE")
             .await
             .map_err(query_err(doing))?;
-        for new in batch {
-            insert_execution(&mut tx, new, now_ms).await?;
-        }
+        insert_executions(&mut tx, batch, now_ms).await?;
         tx.commit().await.map_err(query_err(doing))
     }
 
@@ -415,7 +430,7 @@ impl SqliteStore {
             });
         }
         // Chunks keep each statement under SQLite's bound-parameter limit.
-        for chunk in claims.chunks(1_000) {
+        for chunk in claims.chunks(ROWS_PER_INSERT) {
             let mut insert = sqlx::QueryBuilder::new(
                 "INSERT INTO attempts (execution_id, step_id, number, runner_id, started_at) ",
             );

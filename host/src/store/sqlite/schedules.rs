@@ -3,7 +3,7 @@
 use sqlx::Row;
 use sqlx::sqlite::SqliteRow;
 
-use super::executions::insert_execution;
+use super::executions::insert_executions;
 use super::{SqliteStore, query_err};
 use crate::store::{Applied, ScheduleFire, ScheduleRecord, StoreError};
 
@@ -140,7 +140,7 @@ impl SqliteStore {
             return Ok(false);
         }
         if let Some(new) = &fire.execution {
-            insert_execution(&mut tx, new, now_ms).await?;
+            insert_executions(&mut tx, std::slice::from_ref(new), now_ms).await?;
             sqlx::query("UPDATE executions SET schedule = ?, fire_time = ? WHERE id = ?")
                 .bind(&fire.schedule)
                 .bind(fire.fire_time_ms)

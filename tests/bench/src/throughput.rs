@@ -1,20 +1,51 @@
 //! Scenario 3: end-to-end throughput on SQLite (a temp file): many
 //! executions of a 1-step workflow, and of a 100-step fan-out/fan-in one
 //! (root, 98 parallel steps, join), from the first submit to all done.
+//! The 1-step run is done twice: submitted by one client, one execution
+//! after another, and by several clients at once (as a service receiving
+//! concurrent requests would).
+//! [`run_once`] also serves the PostgreSQL scenario (several hosts).
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
+use corral::Workflow;
 use corral::store::ExecutionStatus;
 use corral::workflow::Step;
-use corral::{Runner, Workflow};
 
 use crate::Settings;
+use crate::db::{self, Backend};
 use crate::report::{Row, Target};
 
 const SCENARIO: &str = "throughput (SQLite)";
 const TASK: &str = "chaos/noop";
 
 pub async fn run(s: &Settings) -> anyhow::Result<Vec<Row>> {
+    let [one, fan] = workflows()?;
+    let mut rows = Vec::new();
+    for (workflow, executions, clients) in [
+        (&one, s.one_step_executions, 1),
+        (&one, s.one_step_executions, s.submit_clients),
+        (&fan, s.fan_executions, 1),
+    ] {
+        let (exec_rate, step_rate) =
+            rates(&Backend::Sqlite, 1, clients, s, workflow, executions).await?;
+        let what = format!(
+            "{executions} x {}-step, {}",
+            workflow.steps().len(),
+            clients_text(clients)
+        );
+        rows.push(
+            Row::new(SCENARIO, format!("{what}: steps/s"), "1/s")
+                .samples(step_rate)
+                .target(Target::AtLeast(3_000.0)),
+        );
+        rows.push(Row::new(SCENARIO, format!("{what}: executions/s"), "1/s").samples(exec_rate));
+    }
+    Ok(rows)
+}
+
+/// The 1-step workflow and the 100-step fan-out/fan-in.
+pub fn workflows() -> anyhow::Result<[Workflow; 2]> {
     let one = Workflow::builder("one")
         .step(Step::new("noop", TASK))
         .build()?;
@@ -28,54 +59,74 @@ pub async fn run(s: &Settings) -> anyhow::Result<Vec<Row>> {
         )
         .step(Step::new("join", TASK).depends_on(middle.iter().map(String::as_str)))
         .build()?;
-    let mut rows = Vec::new();
-    for (workflow, executions) in [(&one, s.one_step_executions), (&fan, s.fan_executions)] {
-        let steps = workflow.steps().len();
-        let (mut exec_rate, mut step_rate) = (Vec::new(), Vec::new());
-        for _ in 0..s.repeats {
-            let secs = run_once(s, workflow, executions).await?;
-            exec_rate.push(executions as f64 / secs);
-            step_rate.push((executions * steps) as f64 / secs);
-        }
-        let what = format!("{executions} x {steps}-step");
-        rows.push(
-            Row::new(SCENARIO, format!("{what}: steps/s"), "1/s")
-                .samples(step_rate)
-                .target(Target::AtLeast(3_000.0)),
-        );
-        rows.push(Row::new(SCENARIO, format!("{what}: executions/s"), "1/s").samples(exec_rate));
-    }
-    Ok(rows)
+    Ok([one, fan])
 }
 
-/// Seconds from the first submit until every execution has succeeded, on a
-/// fresh database.
-async fn run_once(s: &Settings, workflow: &Workflow, executions: usize) -> anyhow::Result<f64> {
-    let dir = tempfile::tempdir()?;
-    let runner = Runner::builder()
-        .database_url(format!(
-            "sqlite://{}",
-            dir.path().join("corral.db").display()
-        ))
-        .concurrency(s.runner_concurrency)
-        .poll_interval(Duration::from_millis(s.poll_interval_ms))
-        .execute(true)
-        .schedules(false)
-        .build()
-        .await?;
-    runner
-        .register_plugin_file(corral_test_artifacts::CHAOS)
-        .await?;
-    runner.apply_workflow(workflow).await?;
-    let started = Instant::now();
-    let mut handles = Vec::with_capacity(executions);
-    for _ in 0..executions {
-        handles.push(
-            runner
-                .execute(workflow.name(), serde_json::json!({}))
-                .await?,
-        );
+/// How the executions were submitted, for row labels.
+pub fn clients_text(clients: usize) -> String {
+    match clients {
+        1 => "1 client".into(),
+        n => format!("{n} concurrent clients"),
     }
+}
+
+/// (executions/s, steps/s) of each of `s.repeats` runs, each on a fresh
+/// database.
+pub async fn rates(
+    backend: &Backend,
+    hosts: usize,
+    clients: usize,
+    s: &Settings,
+    workflow: &Workflow,
+    executions: usize,
+) -> anyhow::Result<(Vec<f64>, Vec<f64>)> {
+    let steps = workflow.steps().len();
+    let (mut exec_rate, mut step_rate) = (Vec::new(), Vec::new());
+    for _ in 0..s.repeats {
+        let fresh = backend.fresh()?;
+        let secs = run_once(&fresh, hosts, clients, s, workflow, executions).await?;
+        exec_rate.push(executions as f64 / secs);
+        step_rate.push((executions * steps) as f64 / secs);
+    }
+    Ok((exec_rate, step_rate))
+}
+
+/// Seconds from the first submit until every execution has succeeded, with
+/// `hosts` runners on the fresh database `fresh`; everything is submitted
+/// through the first host by `clients` concurrent submitters (each one
+/// execution after another), then waited for in order.
+pub async fn run_once(
+    fresh: &db::FreshDb,
+    hosts: usize,
+    clients: usize,
+    s: &Settings,
+    workflow: &Workflow,
+    executions: usize,
+) -> anyhow::Result<f64> {
+    let hosts = fresh
+        .hosts(hosts, s, s.runner_concurrency, workflow)
+        .await?;
+    let client = &hosts[0];
+    let started = Instant::now();
+    let clients = clients.clamp(1, executions.max(1));
+    let submitter = |share: usize| async move {
+        let mut handles = Vec::with_capacity(share);
+        for _ in 0..share {
+            handles.push(
+                client
+                    .execute(workflow.name(), serde_json::json!({}))
+                    .await?,
+            );
+        }
+        anyhow::Ok(handles)
+    };
+    let shares = (0..clients).map(|c| executions / clients + usize::from(c < executions % clients));
+    let handles: Vec<_> = futures::future::try_join_all(shares.map(submitter))
+        .await?
+        .into_iter()
+        .flatten()
+        .collect();
+    let submitted = started.elapsed().as_secs_f64();
     for handle in handles {
         let report = handle.wait().await?;
         anyhow::ensure!(
@@ -87,6 +138,10 @@ async fn run_once(s: &Settings, workflow: &Workflow, executions: usize) -> anyho
         );
     }
     let secs = started.elapsed().as_secs_f64();
-    runner.shutdown(Duration::from_secs(5)).await;
+    eprintln!(
+        "  {executions} x {}: all submitted after {submitted:.2} s, all done after {secs:.2} s",
+        workflow.name()
+    );
+    db::shutdown(hosts).await;
     Ok(secs)
 }

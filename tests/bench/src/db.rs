@@ -19,8 +19,8 @@ pub enum Backend {
     Postgres { url: String },
 }
 
-/// A fresh, empty database for one run; a PostgreSQL tenant is dropped
-/// with it (best effort, through `psql`).
+/// A fresh, empty database for one run; [`FreshDb::remove`] drops its
+/// PostgreSQL tenant afterwards.
 pub struct FreshDb {
     url: String,
     tenant: Option<String>,
@@ -104,27 +104,18 @@ pub async fn shutdown(hosts: Vec<Runner>) {
     }
 }
 
-impl Drop for FreshDb {
-    fn drop(&mut self) {
-        let Some(tenant) = self.tenant.as_ref().filter(|_| *self.used.get_mut()) else {
-            return;
+impl FreshDb {
+    /// Drops the PostgreSQL tenant's schema, if a runner created one.
+    pub async fn remove(mut self) -> anyhow::Result<()> {
+        let Some(tenant) = self.tenant.take().filter(|_| *self.used.get_mut()) else {
+            return Ok(());
         };
-        let dropped = std::process::Command::new("psql")
-            .args([
-                "-q",
-                "-v",
-                "ON_ERROR_STOP=1",
-                &self.url,
-                "-c",
-                &format!("DROP SCHEMA IF EXISTS \"{tenant}\" CASCADE"),
-            ])
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .status();
-        if !matches!(dropped, Ok(status) if status.success()) {
-            eprintln!(
-                "note: could not drop the PostgreSQL schema {tenant} (psql); drop it by hand"
-            );
-        }
+        use sqlx::Connection;
+        let mut conn = sqlx::PgConnection::connect(&self.url).await?;
+        sqlx::query(&format!("DROP SCHEMA IF EXISTS \"{tenant}\" CASCADE"))
+            .execute(&mut conn)
+            .await?;
+        conn.close().await?;
+        Ok(())
     }
 }

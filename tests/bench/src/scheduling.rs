@@ -62,6 +62,7 @@ pub async fn latency(
     for _ in 0..s.repeats {
         let fresh = backend.fresh()?;
         let mut gaps = gaps(&fresh, hosts, s, executions, parallel).await?;
+        fresh.remove().await?;
         gaps.sort_unstable();
         eprintln!(
             "  {hosts} host(s), {parallel} at a time: gaps (ms: count) {}",

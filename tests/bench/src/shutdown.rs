@@ -111,10 +111,8 @@ fn workflow(s: &Settings) -> anyhow::Result<Workflow> {
 async fn start(s: &Settings) -> anyhow::Result<(Runner, crate::db::FreshDb)> {
     let fresh = Backend::Sqlite.fresh()?;
     let total = s.halt_spinning + s.halt_sleeping;
-    // `s.shutdown_concurrency`: every guest plus one claim batch (32 by
-    // default). With exactly `total` slots the claim loop (as of this
-    // writing) takes 6 batches of 32, then waits for 32 free slots before
-    // claiming the last 8 steps — i.e. until some guest ends, here never.
+    // Room for every guest plus one claim batch, so that all of them are
+    // claimed in full batches without waiting for free slots.
     let concurrency = s.shutdown_concurrency.max(total);
     let mut hosts = fresh.hosts(1, s, concurrency, &workflow(s)?).await?;
     let runner = hosts.remove(0);

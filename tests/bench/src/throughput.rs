@@ -85,6 +85,7 @@ pub async fn rates(
     for _ in 0..s.repeats {
         let fresh = backend.fresh()?;
         let secs = run_once(&fresh, hosts, clients, s, workflow, executions).await?;
+        fresh.remove().await?;
         exec_rate.push(executions as f64 / secs);
         step_rate.push((executions * steps) as f64 / secs);
     }

@@ -330,6 +330,39 @@ fn max_overlap(intervals: &[(i64, i64)]) -> usize {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_submitter_that_stops_waiting_does_not_fail_the_others() {
+    // Submissions share transactions; one whose caller gives up (its
+    // future dropped mid-commit) must not take the others' answers along.
+    let (_dir, runner) = start(FAN).await;
+    let runner = std::sync::Arc::new(runner);
+    for round in 0..30 {
+        let (mut kept, mut abandoned) = (tokio::task::JoinSet::new(), tokio::task::JoinSet::new());
+        for i in 0..20 {
+            let runner = runner.clone();
+            let submit = async move {
+                let input = json!({"k": i, "s": "x", "e": "x", "t": "x"});
+                runner
+                    .execute("fan", input)
+                    .await
+                    .map(|h| h.id().to_owned())
+            };
+            if i % 2 == 0 {
+                kept.spawn(submit);
+            } else {
+                abandoned.spawn(submit);
+            }
+        }
+        tokio::time::sleep(Duration::from_micros(100 * round)).await;
+        abandoned.abort_all();
+        while let Some(joined) = kept.join_next().await {
+            joined
+                .expect("submit task")
+                .expect("a kept submission is stored");
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn every_free_slot_is_filled_when_long_attempts_hold_the_others() {
     // Claims batch up while the queue has more than the runner can take;
     // the last few ready steps must still be claimed although the long

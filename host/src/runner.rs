@@ -543,7 +543,7 @@ impl Runner {
         // Watched from before it is stored (as it will be stored: no need to
         // read it back), so no progress published in between is missed.
         let handle = self.handle_on(id.clone(), &new.snapshot(now));
-        let store = &*self.shared.store;
+        let store = self.shared.store.clone();
         let created = self
             .shared
             .creator

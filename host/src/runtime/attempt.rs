@@ -65,7 +65,7 @@ async fn record(shared: &Shared, end: AttemptEnd, now: i64, planner: OwnedPlanne
         now_ms: now,
         planner,
     };
-    let store = &*shared.store;
+    let store = shared.store.clone();
     let recorded = shared
         .recorder
         .submit(queued, |batch| record_ends(store, batch))

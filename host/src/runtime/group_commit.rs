@@ -10,7 +10,7 @@
 //! needs shutting down.
 
 use std::future::Future;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use tokio::sync::oneshot;
 
@@ -32,15 +32,20 @@ impl<T, R> Default for GroupCommit<T, R> {
     }
 }
 
-impl<T, R> GroupCommit<T, R> {
+impl<T: Send + 'static, R: Send + 'static> GroupCommit<T, R> {
     /// Queues `item`; whoever gets the turn first runs `commit` on the
     /// whole queue, which must return one result per item, in order.
-    /// Returns `item`'s result; `None` if the task committing its batch was
-    /// stopped (its runner was dropped) before it could say.
+    /// Returns `item`'s result; `None` if the batch's commit task was
+    /// aborted (its runtime shut down) before it could say.
+    ///
+    /// The commit runs in a task of its own: a caller that stops waiting
+    /// (its future dropped: a client gone, a timeout) neither cancels the
+    /// transaction half way nor leaves the other callers in its batch
+    /// without an answer.
     pub(crate) async fn submit<F, Fut>(&self, item: T, commit: F) -> Option<R>
     where
-        F: FnOnce(Vec<T>) -> Fut,
-        Fut: Future<Output = Vec<R>>,
+        F: FnOnce(Vec<T>) -> Fut + Send + 'static,
+        Fut: Future<Output = Vec<R>> + Send + 'static,
     {
         let (done, result) = oneshot::channel();
         self.lock_queue().push((item, done));
@@ -49,12 +54,17 @@ impl<T, R> GroupCommit<T, R> {
             // Empty when the batch before took this item along.
             let batch = std::mem::take(&mut *self.lock_queue());
             if !batch.is_empty() {
-                let (items, waiters): (Vec<T>, Vec<_>) = batch.into_iter().unzip();
-                let results = commit(items).await;
-                for (waiter, result) in waiters.into_iter().zip(results) {
-                    // The waiter may be gone (its runner was dropped).
-                    let _ = waiter.send(result);
-                }
+                let committing = tokio::spawn(async move {
+                    let (items, waiters): (Vec<T>, Vec<_>) = batch.into_iter().unzip();
+                    let results = commit(items).await;
+                    for (waiter, result) in waiters.into_iter().zip(results) {
+                        // The waiter may have stopped waiting.
+                        let _ = waiter.send(result);
+                    }
+                });
+                // The turn is held until the batch is in, so batches
+                // follow one another; a failed task drops its waiters.
+                let _ = committing.await;
             }
         }
         result.await.ok()
@@ -85,7 +95,7 @@ pub(crate) type Recorded = Result<Option<Snapshot>, StoreError>;
 
 /// Records `batch` in one transaction; if that fails, each end on its own,
 /// so one bad end cannot keep the others from being recorded.
-pub(crate) async fn record_ends(store: &dyn Store, batch: Vec<QueuedEnd>) -> Vec<Recorded> {
+pub(crate) async fn record_ends(store: Arc<dyn Store>, batch: Vec<QueuedEnd>) -> Vec<Recorded> {
     let finishes: Vec<Finish<'_>> = batch
         .iter()
         .map(|q| Finish {
@@ -111,7 +121,7 @@ pub(crate) async fn record_ends(store: &dyn Store, batch: Vec<QueuedEnd>) -> Vec
 /// Creates `batch` in one transaction at `now_ms`; if that fails, each
 /// execution on its own, so one bad execution cannot keep the others out.
 pub(crate) async fn create_executions(
-    store: &dyn Store,
+    store: Arc<dyn Store>,
     batch: Vec<NewExecution>,
     now_ms: i64,
 ) -> Vec<Result<(), StoreError>> {

@@ -38,10 +38,11 @@ impl<T: Send + 'static, R: Send + 'static> GroupCommit<T, R> {
     /// Returns `item`'s result; `None` if the batch's commit task was
     /// aborted (its runtime shut down) before it could say.
     ///
-    /// The commit runs in a task of its own: a caller that stops waiting
-    /// (its future dropped: a client gone, a timeout) neither cancels the
-    /// transaction half way nor leaves the other callers in its batch
-    /// without an answer.
+    /// A caller that stops waiting (its future dropped: a client gone, a
+    /// timeout) while it commits a batch neither cancels the transaction
+    /// half way nor leaves the others in its batch without an answer: the
+    /// rest of the commit moves to a task of its own. (Spawning every
+    /// commit instead would cost a task hop per batch.)
     pub(crate) async fn submit<F, Fut>(&self, item: T, commit: F) -> Option<R>
     where
         F: FnOnce(Vec<T>) -> Fut + Send + 'static,
@@ -54,17 +55,15 @@ impl<T: Send + 'static, R: Send + 'static> GroupCommit<T, R> {
             // Empty when the batch before took this item along.
             let batch = std::mem::take(&mut *self.lock_queue());
             if !batch.is_empty() {
-                let committing = tokio::spawn(async move {
+                let mut committing = FinishOnDrop(Some(Box::pin(async move {
                     let (items, waiters): (Vec<T>, Vec<_>) = batch.into_iter().unzip();
                     let results = commit(items).await;
                     for (waiter, result) in waiters.into_iter().zip(results) {
                         // The waiter may have stopped waiting.
                         let _ = waiter.send(result);
                     }
-                });
-                // The turn is held until the batch is in, so batches
-                // follow one another; a failed task drops its waiters.
-                let _ = committing.await;
+                })));
+                committing.run().await;
             }
         }
         result.await.ok()
@@ -76,6 +75,30 @@ impl<T: Send + 'static, R: Send + 'static> GroupCommit<T, R> {
         self.queue
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+/// A commit in progress that, if dropped unfinished, finishes in a task of
+/// its own (when there is a runtime to run it; else its waiters get no
+/// answer, as when the runtime itself shuts down).
+struct FinishOnDrop(Option<std::pin::Pin<Box<dyn Future<Output = ()> + Send>>>);
+
+impl FinishOnDrop {
+    async fn run(&mut self) {
+        if let Some(commit) = self.0.as_mut() {
+            commit.await;
+            self.0 = None;
+        }
+    }
+}
+
+impl Drop for FinishOnDrop {
+    fn drop(&mut self) {
+        if let Some(commit) = self.0.take()
+            && let Ok(runtime) = tokio::runtime::Handle::try_current()
+        {
+            runtime.spawn(commit);
+        }
     }
 }
 

@@ -39,6 +39,15 @@ pub(crate) async fn run_executor(
         1,
         usize::try_from(shared.config.claim_batch).unwrap_or(usize::MAX),
     );
+    // Free slots needed before claiming: a batch's worth under backlog
+    // (while attempts are in flight to free more), else one.
+    let claim_threshold = |backlog: bool, attempts: &JoinSet<()>| {
+        if backlog && !attempts.is_empty() {
+            batch_threshold
+        } else {
+            1
+        }
+    };
     let mut backlog = false;
     loop {
         // Checked first: attempts that end after the stop are the drain's
@@ -52,11 +61,7 @@ pub(crate) async fn run_executor(
             }
         }
         let free = shared.slots.available_permits();
-        let threshold = if backlog && !attempts.is_empty() {
-            batch_threshold
-        } else {
-            1
-        };
+        let threshold = claim_threshold(backlog, &attempts);
         if free >= threshold {
             let want = u32::try_from(free)
                 .unwrap_or(u32::MAX)
@@ -88,11 +93,7 @@ pub(crate) async fn run_executor(
             }
         }
         let free = shared.slots.available_permits();
-        let threshold = if backlog && !attempts.is_empty() {
-            batch_threshold
-        } else {
-            1
-        };
+        let threshold = claim_threshold(backlog, &attempts);
         tokio::select! {
             biased;
             () = shared.stop_claiming.cancelled() => {}

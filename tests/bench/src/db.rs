@@ -119,3 +119,21 @@ impl FreshDb {
         Ok(())
     }
 }
+
+/// Waits for every handle in order; each execution must have succeeded.
+/// Returns their ids.
+pub async fn wait_succeeded(handles: Vec<corral::ExecutionHandle>) -> anyhow::Result<Vec<String>> {
+    let mut ids = Vec::with_capacity(handles.len());
+    for handle in handles {
+        let report = handle.wait().await?;
+        anyhow::ensure!(
+            report.status == corral::store::ExecutionStatus::Succeeded,
+            "execution {} ended {:?}: {:?}",
+            report.id,
+            report.status,
+            report.error
+        );
+        ids.push(report.id);
+    }
+    Ok(ids)
+}

@@ -6,7 +6,6 @@
 use std::collections::{BTreeMap, HashMap};
 
 use corral::Workflow;
-use corral::store::ExecutionStatus;
 use corral::workflow::Step;
 
 use crate::Settings;
@@ -151,17 +150,7 @@ pub async fn gaps(
         for _ in 0..wave {
             handles.push(client.execute("chain", serde_json::json!({})).await?);
         }
-        for handle in handles {
-            let report = handle.wait().await?;
-            anyhow::ensure!(
-                report.status == ExecutionStatus::Succeeded,
-                "execution {} ended {:?}: {:?}",
-                report.id,
-                report.status,
-                report.error
-            );
-            ids.push(report.id);
-        }
+        ids.extend(crate::db::wait_succeeded(handles).await?);
     }
     let mut gaps = Vec::with_capacity(executions * s.scheduling_chain_steps);
     // The first execution is the warm-up.

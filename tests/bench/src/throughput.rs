@@ -9,7 +9,6 @@
 use std::time::Instant;
 
 use corral::Workflow;
-use corral::store::ExecutionStatus;
 use corral::workflow::Step;
 
 use crate::Settings;
@@ -128,16 +127,7 @@ pub async fn run_once(
         .flatten()
         .collect();
     let submitted = started.elapsed().as_secs_f64();
-    for handle in handles {
-        let report = handle.wait().await?;
-        anyhow::ensure!(
-            report.status == ExecutionStatus::Succeeded,
-            "execution {} ended {:?}: {:?}",
-            report.id,
-            report.status,
-            report.error
-        );
-    }
+    db::wait_succeeded(handles).await?;
     let secs = started.elapsed().as_secs_f64();
     eprintln!(
         "  {executions} x {}: all submitted after {submitted:.2} s, all done after {secs:.2} s",

@@ -15,9 +15,9 @@ use std::time::Duration;
 
 use corral::sandbox::{PluginInfo, TaskInfo};
 use corral::store::{
-    self, Added, Applied, AttemptEnd, AttemptResult, Claim, ConnectOptions, ExecutionFilter,
-    ExecutionStatus, Finish, NewExecution, Object, Plan, PostgresStore, Snapshot, StepChange,
-    Store, StoreError, TaskRunStatus,
+    self, Added, Applied, AttemptEnd, AttemptResult, Claim, ClaimRequest, ConnectOptions,
+    ExecutionFilter, ExecutionStatus, Finish, NewExecution, Object, Plan, PostgresStore, Snapshot,
+    StepChange, Store, StoreError, TaskRunStatus, WriteBatch,
 };
 use serde_json::{Value, json};
 use sqlx::{Connection, PgConnection};
@@ -85,6 +85,8 @@ store_tests!(
     concurrent_claims_never_take_a_run_twice,
     finish_success_replans_until_succeeded,
     finish_attempts_records_a_batch_in_order,
+    write_creates_records_then_claims,
+    write_keeps_a_failing_part_from_the_others,
     finish_retry_then_failure,
     finish_cancelled,
     finish_interrupted_does_not_count,
@@ -835,10 +837,14 @@ async fn finish_attempts_records_a_batch_in_order(db: Db) {
     let after_x = after[2].as_ref().expect("x recorded");
     assert_eq!(after_x.execution.status, ExecutionStatus::Succeeded);
     let after_a = after[3].as_ref().expect("a recorded");
-    // Whichever of a and b was recorded second saw the other one done.
+    // Whichever of a and b was recorded second saw the other one done (a
+    // store may report both ends with the state after the whole batch).
     let joins = [run(after_a, "join").status, run(after_b, "join").status];
     assert!(
-        joins.contains(&TaskRunStatus::Ready) && joins.contains(&TaskRunStatus::Pending),
+        joins.contains(&TaskRunStatus::Ready)
+            && joins
+                .iter()
+                .all(|j| [TaskRunStatus::Ready, TaskRunStatus::Pending].contains(j)),
         "{joins:?}"
     );
     let stored = snapshot(store, "e1").await;
@@ -851,6 +857,112 @@ async fn finish_attempts_records_a_batch_in_order(db: Db) {
         "{attempts:?}"
     );
     assert!(store.finish_attempts(&[]).await.unwrap().is_empty());
+}
+
+/// Execution e1 (a, then b) with a claimed by r1 and its successful end,
+/// not yet recorded, and the planner of e1.
+async fn a_then_b_with_a_done(
+    store: &dyn Store,
+) -> (
+    AttemptEnd,
+    impl Fn(&Snapshot) -> Plan + Send + Sync + 'static,
+) {
+    execution(store, "e1", vec![ready("a", T), pending("b")]).await;
+    let [a] = claim(store, "r1", 5, T).await.try_into().expect("a");
+    (end(&a, "r1", succeeded(&a)), dag(&[("b", &["a"])], T + 10))
+}
+
+async fn write_creates_records_then_claims(db: Db) {
+    let store = &*db.store;
+    // e1: a then b. a is running; e2 is submitted as a ends.
+    let (ended, planner) = a_then_b_with_a_done(store).await;
+    let finishes = [Finish {
+        end: &ended,
+        now_ms: T + 10,
+        planner: &planner,
+    }];
+    let creates = [new_execution("e2", "w", vec![ready("x", T + 10)])];
+    let request = ClaimRequest {
+        runner_id: "r1".into(),
+        max: 5,
+        lease_until_ms: T + 10 + LEASE,
+        now_ms: T + 10,
+    };
+    let written = store
+        .write(WriteBatch {
+            creates: &creates,
+            now_ms: T + 10,
+            finishes: &finishes,
+            claim: Some(&request),
+        })
+        .await;
+    written.created.expect("e2 created");
+    let [after] = written
+        .finished
+        .expect("a recorded")
+        .try_into()
+        .expect("one");
+    assert_eq!(
+        run(&after.expect("a recorded"), "b").status,
+        TaskRunStatus::Ready
+    );
+    // The claim comes last: it takes the new execution's step and the step
+    // that a's end made ready.
+    let mut claimed: Vec<(String, String)> = written
+        .claimed
+        .expect("claimed")
+        .into_iter()
+        .map(|c| (c.execution_id, c.step_id))
+        .collect();
+    claimed.sort();
+    assert_eq!(
+        claimed,
+        [("e1".into(), "b".into()), ("e2".into(), "x".into())]
+    );
+    assert_eq!(snapshot(store, "e2").await.execution.created_at_ms, T + 10);
+    let empty = store.write(WriteBatch::default()).await;
+    assert!(empty.created.is_ok());
+    assert!(empty.finished.expect("nothing to record").is_empty());
+    assert!(empty.claimed.expect("nothing to claim").is_empty());
+}
+
+async fn write_keeps_a_failing_part_from_the_others(db: Db) {
+    let store = &*db.store;
+    let (ended, planner) = a_then_b_with_a_done(store).await;
+    let finishes = [Finish {
+        end: &ended,
+        now_ms: T + 10,
+        planner: &planner,
+    }];
+    // e1 exists already: creating it again fails, and only that part.
+    let creates = [new_execution("e1", "w", vec![ready("x", T)])];
+    let written = store
+        .write(WriteBatch {
+            creates: &creates,
+            now_ms: T + 10,
+            finishes: &finishes,
+            claim: None,
+        })
+        .await;
+    assert!(written.created.is_err(), "{:?}", written.created);
+    let [after] = written
+        .finished
+        .expect("a recorded")
+        .try_into()
+        .expect("one");
+    assert_eq!(
+        run(&after.expect("a recorded"), "a").status,
+        TaskRunStatus::Succeeded
+    );
+    let stored = snapshot(store, "e1").await;
+    assert_eq!(
+        statuses(&stored),
+        BTreeMap::from([
+            ("a".to_owned(), TaskRunStatus::Succeeded),
+            ("b".to_owned(), TaskRunStatus::Ready),
+        ])
+    );
+    assert!(written.claimed.expect("no claim asked").is_empty());
 }
 
 async fn finish_retry_then_failure(db: Db) {

@@ -8,6 +8,7 @@
 mod postgres;
 mod records;
 mod sqlite;
+mod write;
 
 use std::sync::Arc;
 
@@ -23,6 +24,7 @@ pub use records::{
     StepChange, TaskRunRecord, TaskRunStatus, WorkflowRecord,
 };
 pub use sqlite::SqliteStore;
+pub use write::{ClaimRequest, WriteBatch, Written};
 
 /// A wake-up that another runner sent through the database.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -260,15 +262,27 @@ pub trait Store: Send + Sync + 'static {
     }
 
     /// [`finish_attempt`](Store::finish_attempt) for several attempt ends in
-    /// one transaction (one commit, so one disk sync, for all), one after
-    /// the other, each seeing the changes of those recorded before it (the
-    /// store picks the order: PostgreSQL locks executions in id order).
-    /// Returns one result per end, in the order given. All or nothing: on
-    /// an error nothing is recorded.
+    /// one transaction (one commit, so one disk sync, for all). Each end's
+    /// re-plan sees the ends recorded before it (the store picks the order:
+    /// PostgreSQL locks executions in id order; SQLite records every end,
+    /// then re-plans each execution once, running its planners in turn).
+    /// Returns one result per end, in the order given: its execution after
+    /// the end, which may already show later ends of the same batch. All or
+    /// nothing: on an error nothing is recorded.
     async fn finish_attempts(
         &self,
         batch: &[Finish<'_>],
     ) -> Result<Vec<Option<Snapshot>>, StoreError>;
+
+    /// Creates executions, records attempt ends, then claims (see
+    /// [`create_executions`](Store::create_executions),
+    /// [`finish_attempts`](Store::finish_attempts) and [`claim`](Store::claim)):
+    /// in one transaction where the store can (SQLite: one commit, so one
+    /// disk sync, for the work of a whole pipeline), else one per part.
+    /// Each part is all or nothing and has its own result.
+    async fn write(&self, batch: WriteBatch<'_>) -> Written {
+        write::separately(self, batch).await
+    }
 
     /// Returns task runs whose lease expired before `now_ms` to the queue,
     /// recording their attempts as interrupted, except those of

@@ -349,6 +349,78 @@ pub struct AttemptEnd {
     pub stderr: String,
 }
 
+impl AttemptEnd {
+    /// How this end changes its task run, the same in every store.
+    pub(crate) fn run_after(&self, now_ms: i64) -> RunAfterEnd<'_> {
+        let (status, output, error, not_before_ms, uncounted) = match &self.result {
+            AttemptResult::Succeeded(output) => (
+                TaskRunStatus::Succeeded,
+                Some(Value::Object(output.clone()).to_string()),
+                None,
+                0,
+                false,
+            ),
+            AttemptResult::Retry {
+                error,
+                not_before_ms,
+            } => (
+                TaskRunStatus::Ready,
+                None,
+                Some(error.as_str()),
+                *not_before_ms,
+                false,
+            ),
+            AttemptResult::Failed(error) => {
+                (TaskRunStatus::Failed, None, Some(error.as_str()), 0, false)
+            }
+            AttemptResult::Cancelled => {
+                (TaskRunStatus::Cancelled, None, Some("cancelled"), 0, false)
+            }
+            AttemptResult::Interrupted => (TaskRunStatus::Ready, None, None, now_ms, true),
+            AttemptResult::Deferred {
+                error,
+                not_before_ms,
+            } => (
+                TaskRunStatus::Ready,
+                None,
+                Some(error.as_str()),
+                *not_before_ms,
+                true,
+            ),
+        };
+        RunAfterEnd {
+            status,
+            output,
+            error,
+            not_before_ms,
+            uncounted,
+        }
+    }
+
+    /// The attempt's own error, recorded with it (a cancel or an
+    /// interruption is not one).
+    pub(crate) fn attempt_error(&self) -> Option<&str> {
+        match &self.result {
+            AttemptResult::Retry { error, .. }
+            | AttemptResult::Failed(error)
+            | AttemptResult::Deferred { error, .. } => Some(error.as_str()),
+            _ => None,
+        }
+    }
+}
+
+/// A task run's row after an attempt end: see [`AttemptEnd::run_after`].
+pub(crate) struct RunAfterEnd<'a> {
+    pub(crate) status: TaskRunStatus,
+    /// The output (JSON text), once succeeded.
+    pub(crate) output: Option<String>,
+    /// The task run's error, `None` to keep the one it had.
+    pub(crate) error: Option<&'a str>,
+    pub(crate) not_before_ms: i64,
+    /// The attempt does not count against the retry policy.
+    pub(crate) uncounted: bool,
+}
+
 /// An execution with all its task runs: what the planner looks at.
 #[derive(Debug, Clone)]
 pub struct Snapshot {

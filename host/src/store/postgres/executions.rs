@@ -440,26 +440,7 @@ async fn finish_attempt(
     if !lock_execution(&mut *conn, &claim.execution_id).await? {
         return Ok(None);
     }
-    let (status, output, error, not_before, uncount) = match &end.result {
-        AttemptResult::Succeeded(output) => (
-            "succeeded",
-            Some(serde_json::Value::Object(output.clone()).to_string()),
-            None,
-            0,
-            0,
-        ),
-        AttemptResult::Retry {
-            error,
-            not_before_ms,
-        } => ("ready", None, Some(text(error)), *not_before_ms, 0),
-        AttemptResult::Failed(error) => ("failed", None, Some(text(error)), 0, 0),
-        AttemptResult::Cancelled => ("cancelled", None, Some(text("cancelled")), 0, 0),
-        AttemptResult::Interrupted => ("ready", None, None, now_ms, 1_i32),
-        AttemptResult::Deferred {
-            error,
-            not_before_ms,
-        } => ("ready", None, Some(text(error)), *not_before_ms, 1_i32),
-    };
+    let after = end.run_after(now_ms);
     // Guarded by the claim: a runner whose lease expired and whose task
     // run went to another runner changes nothing.
     let updated = sqlx::query(
@@ -469,11 +450,11 @@ async fn finish_attempt(
              WHERE execution_id = $7 AND step_id = $8 AND status = 'running'
                AND claimed_by = $9 AND attempt_number = $10",
     )
-    .bind(status)
-    .bind(output)
-    .bind(error)
-    .bind(not_before)
-    .bind(uncount)
+    .bind(after.status.as_str())
+    .bind(after.output)
+    .bind(after.error.map(text))
+    .bind(after.not_before_ms)
+    .bind(i32::from(after.uncounted))
     .bind(now_ms)
     .bind(&claim.execution_id)
     .bind(&claim.step_id)
@@ -485,12 +466,7 @@ async fn finish_attempt(
     if updated.rows_affected() == 0 {
         return Ok(None);
     }
-    let attempt_error = match &end.result {
-        AttemptResult::Retry { error, .. }
-        | AttemptResult::Failed(error)
-        | AttemptResult::Deferred { error, .. } => Some(text(error)),
-        _ => None,
-    };
+    let attempt_error = end.attempt_error().map(text);
     sqlx::query(
         "UPDATE attempts SET finished_at = $1, outcome = $2, error = $3, logs = $4,
                     stdout = $5, stderr = $6

@@ -8,11 +8,12 @@
 use sqlx::sqlite::SqliteRow;
 use sqlx::{Row, SqliteConnection};
 
-use super::{SqliteStore, query_err};
+use super::replan::{self, Replan, load_snapshot};
+use super::{SqliteStore, bulk, finish, query_err};
 use crate::store::{
-    AttemptEnd, AttemptRecord, AttemptResult, Claim, ExecutionFilter, ExecutionRecord,
-    ExecutionStatus, Finish, NewExecution, Object, Plan, Planner, Snapshot, StepChange, StoreError,
-    TaskRunRecord,
+    AttemptRecord, Claim, ClaimRequest, ExecutionFilter, ExecutionRecord, ExecutionStatus, Finish,
+    NewExecution, Object, Planner, Snapshot, StepChange, StoreError, TaskRunRecord, WriteBatch,
+    Written,
 };
 
 fn corrupt(what: &'static str) -> impl FnOnce(serde_json::Error) -> StoreError {
@@ -30,7 +31,7 @@ fn opt_object(text: Option<String>, what: &'static str) -> Result<Option<Object>
     text.map(|t| object(&t, what)).transpose()
 }
 
-fn execution_record(row: &SqliteRow) -> Result<ExecutionRecord, StoreError> {
+pub(super) fn execution_record(row: &SqliteRow) -> Result<ExecutionRecord, StoreError> {
     let err = query_err("reading an execution");
     let get = |name: &str| row.try_get::<String, _>(name);
     let input: String = row
@@ -62,7 +63,7 @@ fn execution_record(row: &SqliteRow) -> Result<ExecutionRecord, StoreError> {
     })
 }
 
-fn task_run_record(row: &SqliteRow) -> Result<TaskRunRecord, StoreError> {
+pub(super) fn task_run_record(row: &SqliteRow) -> Result<TaskRunRecord, StoreError> {
     let e = || query_err("reading a task run");
     let status: String = row.try_get("status").map_err(e())?;
     let attempts: i64 = row.try_get("attempts").map_err(e())?;
@@ -100,114 +101,6 @@ fn attempt_record(row: &SqliteRow) -> Result<AttemptRecord, StoreError> {
     })
 }
 
-async fn load_snapshot(
-    conn: &mut SqliteConnection,
-    id: &str,
-) -> Result<Option<Snapshot>, StoreError> {
-    let doing = "reading an execution";
-    let Some(row) = sqlx::query("SELECT * FROM executions WHERE id = ?")
-        .bind(id)
-        .fetch_optional(&mut *conn)
-        .await
-        .map_err(query_err(doing))?
-    else {
-        return Ok(None);
-    };
-    let execution = execution_record(&row)?;
-    let rows = sqlx::query("SELECT * FROM task_runs WHERE execution_id = ? ORDER BY step_id")
-        .bind(id)
-        .fetch_all(&mut *conn)
-        .await
-        .map_err(query_err(doing))?;
-    let runs = rows.iter().map(task_run_record).collect::<Result<_, _>>()?;
-    Ok(Some(Snapshot { execution, runs }))
-}
-
-/// Applies a plan. Each update is guarded by the state it expects, so a
-/// stale plan can never move a step backwards.
-async fn apply_plan(
-    conn: &mut SqliteConnection,
-    id: &str,
-    plan: &Plan,
-    now_ms: i64,
-) -> Result<(), StoreError> {
-    let doing = "applying a plan";
-    for change in &plan.steps {
-        let (sql, step_id, input, not_before) = match change {
-            StepChange::Pending { .. } => continue,
-            StepChange::Ready { step_id, input, not_before_ms } => (
-                "UPDATE task_runs SET status = 'ready', input = ?, not_before = ?, updated_at = ?
-                 WHERE execution_id = ? AND step_id = ? AND status = 'pending'",
-                step_id,
-                Some(serde_json::Value::Object(input.clone()).to_string()),
-                *not_before_ms,
-            ),
-            StepChange::Skipped { step_id } => (
-                "UPDATE task_runs SET status = 'skipped', input = ?, not_before = ?, updated_at = ?
-                 WHERE execution_id = ? AND step_id = ? AND status = 'pending'",
-                step_id,
-                None,
-                0,
-            ),
-            StepChange::Cancelled { step_id } => (
-                "UPDATE task_runs SET status = 'cancelled', input = COALESCE(?, input), not_before = ?,
-                        updated_at = ?
-                 WHERE execution_id = ? AND step_id = ? AND status IN ('pending', 'ready')",
-                step_id,
-                None,
-                0,
-            ),
-        };
-        sqlx::query(sql)
-            .bind(input)
-            .bind(not_before)
-            .bind(now_ms)
-            .bind(id)
-            .bind(step_id)
-            .execute(&mut *conn)
-            .await
-            .map_err(query_err(doing))?;
-    }
-    if let Some((status, error)) = &plan.finish {
-        sqlx::query(
-            "UPDATE executions SET status = ?, error = ?, finished_at = ?
-             WHERE id = ? AND status = 'running'",
-        )
-        .bind(status.as_str())
-        .bind(error)
-        .bind(now_ms)
-        .bind(id)
-        .execute(&mut *conn)
-        .await
-        .map_err(query_err(doing))?;
-    }
-    Ok(())
-}
-
-/// Loads the snapshot, asks the planner, applies its plan, and returns the
-/// snapshot after the change.
-async fn replan(
-    conn: &mut SqliteConnection,
-    id: &str,
-    now_ms: i64,
-    planner: Planner<'_>,
-) -> Result<Option<Snapshot>, StoreError> {
-    let Some(mut snapshot) = load_snapshot(conn, id).await? else {
-        return Ok(None);
-    };
-    if snapshot.execution.status.is_final() {
-        return Ok(Some(snapshot));
-    }
-    let plan = planner(&snapshot);
-    apply_plan(conn, id, &plan, now_ms).await?;
-    snapshot.apply(&plan, now_ms);
-    Ok(Some(snapshot))
-}
-
-/// Rows per multi-row INSERT: at most 6 parameters a row keeps each
-/// statement under SQLite's bound-parameter limit (32,766).
-const ROWS_PER_INSERT: usize = 1_000;
-
 /// Inserts executions and their task runs in their first planned states,
 /// inside the caller's transaction: a few multi-row statements for the
 /// whole batch, not one per execution and step.
@@ -217,33 +110,41 @@ pub(super) async fn insert_executions(
     now_ms: i64,
 ) -> Result<(), StoreError> {
     let doing = "creating executions";
-    for chunk in batch.chunks(ROWS_PER_INSERT) {
-        let mut insert = sqlx::QueryBuilder::new(
-            "INSERT INTO executions (id, workflow, workflow_version, input, status, created_at) ",
-        );
-        insert.push_values(chunk, |mut row, new| {
+    bulk::rows(
+        conn,
+        doing,
+        "INSERT INTO executions
+           (id, workflow, workflow_version, input, status, error, created_at, finished_at) ",
+        batch,
+        "",
+        |mut row, new| {
+            // An execution whose first plan already ends it is stored ended.
+            let (status, error) = match &new.finish {
+                Some((status, error)) => (status.as_str(), error.as_deref()),
+                None => (ExecutionStatus::Running.as_str(), None),
+            };
             row.push_bind(&new.id)
                 .push_bind(&new.workflow)
                 .push_bind(&new.workflow_version)
                 .push_bind(serde_json::Value::Object(new.input.clone()).to_string())
-                .push_bind("running")
-                .push_bind(now_ms);
-        });
-        insert
-            .build()
-            .execute(&mut *conn)
-            .await
-            .map_err(query_err(doing))?;
-    }
+                .push_bind(status)
+                .push_bind(error)
+                .push_bind(now_ms)
+                .push_bind(new.finish.as_ref().map(|_| now_ms));
+        },
+    )
+    .await?;
     let runs: Vec<(&str, &StepChange)> = batch
         .iter()
         .flat_map(|new| new.steps.iter().map(|step| (new.id.as_str(), step)))
         .collect();
-    for chunk in runs.chunks(ROWS_PER_INSERT) {
-        let mut insert = sqlx::QueryBuilder::new(
-            "INSERT INTO task_runs (execution_id, step_id, status, input, not_before, updated_at) ",
-        );
-        insert.push_values(chunk, |mut row, (execution_id, step)| {
+    bulk::rows(
+        conn,
+        doing,
+        "INSERT INTO task_runs (execution_id, step_id, status, input, not_before, updated_at) ",
+        &runs,
+        "",
+        |mut row, (execution_id, step)| {
             let (status, input, not_before) = match step {
                 StepChange::Pending { .. } => ("pending", None, 0),
                 StepChange::Ready {
@@ -264,100 +165,80 @@ pub(super) async fn insert_executions(
                 .push_bind(input)
                 .push_bind(not_before)
                 .push_bind(now_ms);
-        });
-        insert
-            .build()
-            .execute(&mut *conn)
-            .await
-            .map_err(query_err(doing))?;
-    }
-    for new in batch.iter().filter(|new| new.finish.is_some()) {
-        let finish = Plan {
-            steps: Vec::new(),
-            finish: new.finish.clone(),
-        };
-        apply_plan(conn, &new.id, &finish, now_ms).await?;
-    }
+        },
+    )
+    .await?;
     Ok(())
 }
 
-/// Records one attempt end and re-plans its execution, inside the caller's
-/// transaction.
-async fn finish_attempt(
+/// Claims ready task runs inside the caller's transaction.
+async fn claim(
     conn: &mut SqliteConnection,
-    end: &AttemptEnd,
-    now_ms: i64,
-    planner: Planner<'_>,
-) -> Result<Option<Snapshot>, StoreError> {
-    let doing = "recording an attempt";
-    let claim = &end.claim;
-    let (status, output, error, not_before, uncount) = match &end.result {
-        AttemptResult::Succeeded(output) => (
-            "succeeded",
-            Some(serde_json::Value::Object(output.clone()).to_string()),
-            None,
-            0,
-            0,
-        ),
-        AttemptResult::Retry {
-            error,
-            not_before_ms,
-        } => ("ready", None, Some(error.as_str()), *not_before_ms, 0),
-        AttemptResult::Failed(error) => ("failed", None, Some(error.as_str()), 0, 0),
-        AttemptResult::Cancelled => ("cancelled", None, Some("cancelled"), 0, 0),
-        AttemptResult::Interrupted => ("ready", None, None, now_ms, 1),
-        AttemptResult::Deferred {
-            error,
-            not_before_ms,
-        } => ("ready", None, Some(error.as_str()), *not_before_ms, 1),
-    };
-    // Guarded by the claim: a runner whose lease expired and whose task
-    // run went to another runner changes nothing.
-    let updated = sqlx::query(
-        "UPDATE task_runs SET status = ?, output = ?, error = COALESCE(?, error), not_before = ?,
-                attempts = attempts - ?, claimed_by = NULL, lease_until = NULL, updated_at = ?
-         WHERE execution_id = ? AND step_id = ? AND status = 'running'
-           AND claimed_by = ? AND attempt_number = ?",
+    request: &ClaimRequest,
+) -> Result<Vec<Claim>, StoreError> {
+    let doing = "claiming task runs";
+    let ClaimRequest {
+        runner_id,
+        max,
+        lease_until_ms,
+        now_ms,
+    } = request;
+    // One statement claims the batch and returns what each claim needs
+    // (its workflow version too); one more records its attempts.
+    let rows = sqlx::query(
+        "UPDATE task_runs SET status = 'running', claimed_by = ?1, lease_until = ?2,
+                    attempts = attempts + 1, updated_at = ?3,
+                    attempt_number = (SELECT COALESCE(MAX(a.number), 0) + 1 FROM attempts a
+                                      WHERE a.execution_id = task_runs.execution_id
+                                        AND a.step_id = task_runs.step_id)
+             WHERE rowid IN (SELECT rowid FROM task_runs
+                             WHERE status = 'ready' AND not_before <= ?3
+                             ORDER BY not_before, execution_id, step_id LIMIT ?4)
+             RETURNING execution_id, step_id, attempts, input, attempt_number,
+                       (SELECT workflow FROM executions e
+                        WHERE e.id = task_runs.execution_id) AS workflow,
+                       (SELECT workflow_version FROM executions e
+                        WHERE e.id = task_runs.execution_id) AS workflow_version",
     )
-    .bind(status)
-    .bind(output)
-    .bind(error)
-    .bind(not_before)
-    .bind(uncount)
-    .bind(now_ms)
-    .bind(&claim.execution_id)
-    .bind(&claim.step_id)
-    .bind(&end.runner_id)
-    .bind(i64::from(claim.number))
-    .execute(&mut *conn)
+    .bind(runner_id)
+    .bind(*lease_until_ms)
+    .bind(*now_ms)
+    .bind(i64::from(*max))
+    .fetch_all(&mut *conn)
     .await
     .map_err(query_err(doing))?;
-    if updated.rows_affected() == 0 {
-        return Ok(None);
+    let mut claims = Vec::with_capacity(rows.len());
+    for row in rows {
+        let get = |name: &str| row.try_get::<String, _>(name).map_err(query_err(doing));
+        let attempts: i64 = row.try_get("attempts").map_err(query_err(doing))?;
+        let number: i64 = row.try_get("attempt_number").map_err(query_err(doing))?;
+        let input: Option<String> = row.try_get("input").map_err(query_err(doing))?;
+        claims.push(Claim {
+            execution_id: get("execution_id")?,
+            step_id: get("step_id")?,
+            workflow: get("workflow")?,
+            workflow_version: get("workflow_version")?,
+            input: opt_object(input, "task run input")?.unwrap_or_default(),
+            attempts: u32::try_from(attempts).unwrap_or_default(),
+            number: u32::try_from(number).unwrap_or_default(),
+        });
     }
-    let attempt_error = match &end.result {
-        AttemptResult::Retry { error, .. }
-        | AttemptResult::Failed(error)
-        | AttemptResult::Deferred { error, .. } => Some(error.as_str()),
-        _ => None,
-    };
-    sqlx::query(
-        "UPDATE attempts SET finished_at = ?, outcome = ?, error = ?, logs = ?, stdout = ?, stderr = ?
-         WHERE execution_id = ? AND step_id = ? AND number = ?",
+    bulk::rows(
+        &mut *conn,
+        doing,
+        "INSERT INTO attempts (execution_id, step_id, number, runner_id, started_at) ",
+        &claims,
+        "",
+        |mut row, claim| {
+            row.push_bind(&claim.execution_id)
+                .push_bind(&claim.step_id)
+                .push_bind(i64::from(claim.number))
+                .push_bind(runner_id.as_str())
+                .push_bind(*now_ms);
+        },
     )
-    .bind(now_ms)
-    .bind(&end.outcome)
-    .bind(attempt_error)
-    .bind(end.logs.to_string())
-    .bind(&end.stdout)
-    .bind(&end.stderr)
-    .bind(&claim.execution_id)
-    .bind(&claim.step_id)
-    .bind(i64::from(claim.number))
-    .execute(&mut *conn)
-    .await
-    .map_err(query_err(doing))?;
-    replan(conn, &claim.execution_id, now_ms, planner).await
+    .await?;
+    Ok(claims)
 }
 
 impl SqliteStore {
@@ -376,79 +257,41 @@ impl SqliteStore {
         tx.commit().await.map_err(query_err(doing))
     }
 
-    pub(super) async fn claim(
-        &self,
-        runner_id: &str,
-        max: u32,
-        lease_until_ms: i64,
-        now_ms: i64,
-    ) -> Result<Vec<Claim>, StoreError> {
+    pub(super) async fn claim(&self, request: &ClaimRequest) -> Result<Vec<Claim>, StoreError> {
         let doing = "claiming task runs";
         let mut tx = self
             .pool
             .begin_with("BEGIN IMMEDIATE")
             .await
             .map_err(query_err(doing))?;
-        // One statement claims the batch and returns what each claim needs
-        // (its workflow version too); one more records its attempts.
-        let rows = sqlx::query(
-            "UPDATE task_runs SET status = 'running', claimed_by = ?1, lease_until = ?2,
-                    attempts = attempts + 1, updated_at = ?3,
-                    attempt_number = (SELECT COALESCE(MAX(a.number), 0) + 1 FROM attempts a
-                                      WHERE a.execution_id = task_runs.execution_id
-                                        AND a.step_id = task_runs.step_id)
-             WHERE rowid IN (SELECT rowid FROM task_runs
-                             WHERE status = 'ready' AND not_before <= ?3
-                             ORDER BY not_before, execution_id, step_id LIMIT ?4)
-             RETURNING execution_id, step_id, attempts, input, attempt_number,
-                       (SELECT workflow FROM executions e
-                        WHERE e.id = task_runs.execution_id) AS workflow,
-                       (SELECT workflow_version FROM executions e
-                        WHERE e.id = task_runs.execution_id) AS workflow_version",
-        )
-        .bind(runner_id)
-        .bind(lease_until_ms)
-        .bind(now_ms)
-        .bind(i64::from(max))
-        .fetch_all(&mut *tx)
-        .await
-        .map_err(query_err(doing))?;
-        let mut claims = Vec::with_capacity(rows.len());
-        for row in rows {
-            let get = |name: &str| row.try_get::<String, _>(name).map_err(query_err(doing));
-            let attempts: i64 = row.try_get("attempts").map_err(query_err(doing))?;
-            let number: i64 = row.try_get("attempt_number").map_err(query_err(doing))?;
-            let input: Option<String> = row.try_get("input").map_err(query_err(doing))?;
-            claims.push(Claim {
-                execution_id: get("execution_id")?,
-                step_id: get("step_id")?,
-                workflow: get("workflow")?,
-                workflow_version: get("workflow_version")?,
-                input: opt_object(input, "task run input")?.unwrap_or_default(),
-                attempts: u32::try_from(attempts).unwrap_or_default(),
-                number: u32::try_from(number).unwrap_or_default(),
-            });
-        }
-        // Chunks keep each statement under SQLite's bound-parameter limit.
-        for chunk in claims.chunks(ROWS_PER_INSERT) {
-            let mut insert = sqlx::QueryBuilder::new(
-                "INSERT INTO attempts (execution_id, step_id, number, runner_id, started_at) ",
-            );
-            insert.push_values(chunk, |mut row, claim| {
-                row.push_bind(&claim.execution_id)
-                    .push_bind(&claim.step_id)
-                    .push_bind(i64::from(claim.number))
-                    .push_bind(runner_id)
-                    .push_bind(now_ms);
-            });
-            insert
-                .build()
-                .execute(&mut *tx)
-                .await
-                .map_err(query_err(doing))?;
-        }
+        let claims = claim(&mut tx, request).await?;
         tx.commit().await.map_err(query_err(doing))?;
         Ok(claims)
+    }
+
+    /// [`Store::write`](crate::store::Store::write) in one transaction.
+    pub(super) async fn write_together(
+        &self,
+        batch: WriteBatch<'_>,
+    ) -> Result<Written, StoreError> {
+        let doing = "writing a batch";
+        let mut tx = self
+            .pool
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(query_err(doing))?;
+        insert_executions(&mut tx, batch.creates, batch.now_ms).await?;
+        let finished = finish::finish_attempts(&mut tx, batch.finishes).await?;
+        let claimed = match batch.claim {
+            Some(request) => claim(&mut tx, request).await?,
+            None => Vec::new(),
+        };
+        tx.commit().await.map_err(query_err(doing))?;
+        Ok(Written {
+            created: Ok(()),
+            finished: Ok(finished),
+            claimed: Ok(claimed),
+        })
     }
 
     pub(super) async fn renew_leases(
@@ -487,10 +330,7 @@ impl SqliteStore {
             .begin_with("BEGIN IMMEDIATE")
             .await
             .map_err(query_err(doing))?;
-        let mut after = Vec::with_capacity(batch.len());
-        for finish in batch {
-            after.push(finish_attempt(&mut tx, finish.end, finish.now_ms, finish.planner).await?);
-        }
+        let after = finish::finish_attempts(&mut tx, batch).await?;
         tx.commit().await.map_err(query_err(doing))?;
         Ok(after)
     }
@@ -536,9 +376,15 @@ impl SqliteStore {
             executions.insert(execution_id);
         }
         // A cancelled execution must not run its reaped steps again.
-        for id in &executions {
-            replan(&mut tx, id, now_ms, planner).await?;
-        }
+        let replans: Vec<Replan<'_>> = executions
+            .iter()
+            .map(|id| Replan {
+                id,
+                now_ms,
+                planner,
+            })
+            .collect();
+        replan::replan(&mut tx, &replans).await?;
         tx.commit().await.map_err(query_err(doing))?;
         Ok(rows.len() as u64)
     }
@@ -565,7 +411,12 @@ impl SqliteStore {
         let after = if updated.rows_affected() == 0 {
             load_snapshot(&mut tx, id).await?
         } else {
-            replan(&mut tx, id, now_ms, planner).await?
+            let replan = Replan {
+                id,
+                now_ms,
+                planner,
+            };
+            replan::replan(&mut tx, &[replan]).await?.remove(id)
         };
         tx.commit().await.map_err(query_err(doing))?;
         Ok(after)

@@ -1,7 +1,10 @@
 //! The SQLite store: one file, WAL mode, embedded migrations.
 
+mod bulk;
 mod executions;
+mod finish;
 mod plugins;
+mod replan;
 mod schedules;
 mod workflows;
 
@@ -10,9 +13,9 @@ use std::str::FromStr;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
 
 use super::{
-    Added, Applied, AttemptRecord, Claim, ClosePool, ExecutionFilter, ExecutionRecord, Finish,
-    NewExecution, Planner, PluginRecord, ScheduleFire, ScheduleRecord, Snapshot, Store, StoreError,
-    WorkflowRecord,
+    Added, Applied, AttemptRecord, Claim, ClaimRequest, ClosePool, ExecutionFilter,
+    ExecutionRecord, Finish, NewExecution, Planner, PluginRecord, ScheduleFire, ScheduleRecord,
+    Snapshot, Store, StoreError, WorkflowRecord, WriteBatch, Written,
 };
 use crate::sandbox::PluginInfo;
 
@@ -148,7 +151,13 @@ impl Store for SqliteStore {
         lease_until_ms: i64,
         now_ms: i64,
     ) -> Result<Vec<Claim>, StoreError> {
-        SqliteStore::claim(self, runner_id, max, lease_until_ms, now_ms).await
+        let request = ClaimRequest {
+            runner_id: runner_id.to_owned(),
+            max,
+            lease_until_ms,
+            now_ms,
+        };
+        SqliteStore::claim(self, &request).await
     }
 
     async fn renew_leases(
@@ -214,6 +223,16 @@ impl Store for SqliteStore {
         batch: &[Finish<'_>],
     ) -> Result<Vec<Option<Snapshot>>, StoreError> {
         SqliteStore::finish_attempts(self, batch).await
+    }
+
+    async fn write(&self, batch: WriteBatch<'_>) -> Written {
+        match self.write_together(batch).await {
+            Ok(written) => written,
+            Err(error) => {
+                tracing::warn!(%error, "a combined write failed; writing its parts one by one");
+                super::write::separately(self, batch).await
+            }
+        }
     }
 
     async fn reap_expired(

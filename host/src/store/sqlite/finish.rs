@@ -1,0 +1,139 @@
+//! Recording a batch of attempt ends and re-planning their executions, in
+//! a handful of statements whatever the batch's size: the task runs, the
+//! attempts, then one re-plan of each execution touched.
+
+use std::collections::HashSet;
+
+use sqlx::{Row, SqliteConnection};
+
+use super::replan::{self, Replan};
+use super::{bulk, query_err};
+use crate::store::records::RunAfterEnd;
+use crate::store::{Finish, Snapshot, StoreError};
+
+/// An attempt end with its task run's row after it.
+struct EndRow<'a> {
+    finish: &'a Finish<'a>,
+    run: RunAfterEnd<'a>,
+}
+
+impl<'a> EndRow<'a> {
+    fn new(finish: &'a Finish<'a>) -> Self {
+        Self {
+            finish,
+            run: finish.end.run_after(finish.now_ms),
+        }
+    }
+
+    /// Identifies the claim the end belongs to.
+    fn key(&self) -> (&'a str, &'a str, i64) {
+        let claim = &self.finish.end.claim;
+        (
+            claim.execution_id.as_str(),
+            claim.step_id.as_str(),
+            i64::from(claim.number),
+        )
+    }
+}
+
+/// Records `batch` inside the caller's transaction; see
+/// [`Store::finish_attempts`](crate::store::Store::finish_attempts).
+pub(super) async fn finish_attempts(
+    conn: &mut SqliteConnection,
+    batch: &[Finish<'_>],
+) -> Result<Vec<Option<Snapshot>>, StoreError> {
+    let doing = "recording attempts";
+    let ends: Vec<EndRow<'_>> = batch.iter().map(EndRow::new).collect();
+    // Guarded by the claim: a runner whose lease expired and whose task
+    // run went to another runner changes nothing.
+    let recorded = bulk::rows(
+        conn,
+        doing,
+        "WITH v(e, s, n, runner, status, output, error, not_before, uncount, now) AS (",
+        &ends,
+        ") UPDATE task_runs
+           SET status = v.status, output = v.output, error = COALESCE(v.error, task_runs.error),
+               not_before = v.not_before, attempts = task_runs.attempts - v.uncount,
+               claimed_by = NULL, lease_until = NULL, updated_at = v.now
+           FROM v
+           WHERE task_runs.execution_id = v.e AND task_runs.step_id = v.s
+             AND task_runs.status = 'running' AND task_runs.claimed_by = v.runner
+             AND task_runs.attempt_number = v.n
+           RETURNING task_runs.execution_id, task_runs.step_id, task_runs.attempt_number",
+        |mut row, end| {
+            let (execution_id, step_id, number) = end.key();
+            row.push_bind(execution_id)
+                .push_bind(step_id)
+                .push_bind(number)
+                .push_bind(end.finish.end.runner_id.as_str())
+                .push_bind(end.run.status.as_str())
+                .push_bind(end.run.output.as_deref())
+                .push_bind(end.run.error)
+                .push_bind(end.run.not_before_ms)
+                .push_bind(i64::from(end.run.uncounted))
+                .push_bind(end.finish.now_ms);
+        },
+    )
+    .await?;
+    let mut keys = HashSet::with_capacity(recorded.len());
+    for row in &recorded {
+        let execution_id: String = row.try_get("execution_id").map_err(query_err(doing))?;
+        let step_id: String = row.try_get("step_id").map_err(query_err(doing))?;
+        let number: i64 = row.try_get("attempt_number").map_err(query_err(doing))?;
+        keys.insert((execution_id, step_id, number));
+    }
+    let is_recorded = |end: &EndRow<'_>| {
+        let (execution_id, step_id, number) = end.key();
+        keys.contains(&(execution_id.to_owned(), step_id.to_owned(), number))
+    };
+    let recorded: Vec<&EndRow<'_>> = ends.iter().filter(|end| is_recorded(end)).collect();
+    let logs: Vec<String> = recorded
+        .iter()
+        .map(|end| end.finish.end.logs.to_string())
+        .collect();
+    let attempts: Vec<(&EndRow<'_>, &String)> = recorded.iter().copied().zip(&logs).collect();
+    bulk::rows(
+        conn,
+        doing,
+        "WITH v(e, s, n, now, outcome, error, logs, stdout, stderr) AS (",
+        &attempts,
+        ") UPDATE attempts
+           SET finished_at = v.now, outcome = v.outcome, error = v.error, logs = v.logs,
+               stdout = v.stdout, stderr = v.stderr
+           FROM v
+           WHERE attempts.execution_id = v.e AND attempts.step_id = v.s AND attempts.number = v.n",
+        |mut row, (end, logs)| {
+            let (execution_id, step_id, number) = end.key();
+            let attempt = end.finish.end;
+            row.push_bind(execution_id)
+                .push_bind(step_id)
+                .push_bind(number)
+                .push_bind(end.finish.now_ms)
+                .push_bind(attempt.outcome.as_str())
+                .push_bind(attempt.attempt_error())
+                .push_bind(logs.as_str())
+                .push_bind(attempt.stdout.as_str())
+                .push_bind(attempt.stderr.as_str());
+        },
+    )
+    .await?;
+    let replans: Vec<Replan<'_>> = recorded
+        .iter()
+        .map(|end| Replan {
+            id: &end.finish.end.claim.execution_id,
+            now_ms: end.finish.now_ms,
+            planner: end.finish.planner,
+        })
+        .collect();
+    let after = replan::replan(conn, &replans).await?;
+    Ok(ends
+        .iter()
+        .map(|end| {
+            if is_recorded(end) {
+                after.get(end.key().0).cloned()
+            } else {
+                None
+            }
+        })
+        .collect())
+}

@@ -198,8 +198,7 @@ impl RunnerBuilder {
             slots: Arc::new(Semaphore::new(self.concurrency)),
             wake: Default::default(),
             progress: Progress::default(),
-            recorder: Default::default(),
-            creator: Default::default(),
+            writer: Default::default(),
             stop_claiming: CancellationToken::new(),
             stop_background: CancellationToken::new(),
         });
@@ -546,15 +545,15 @@ impl Runner {
         let store = self.shared.store.clone();
         let created = self
             .shared
-            .creator
-            .submit(new, |batch| {
-                group_commit::create_executions(store, batch, now_ms())
+            .writer
+            .submit(group_commit::Write::Create(new), |batch| {
+                group_commit::write(store, batch)
             })
             .await;
         let created = match created {
-            Some(result) => result.map_err(RunnerError::from),
+            Some(group_commit::WriteResult::Created(result)) => result.map_err(RunnerError::from),
             // The batch's committer was dropped with its runner.
-            None => Err(RunnerError::ShutDown),
+            _ => Err(RunnerError::ShutDown),
         };
         if let Err(error) = created {
             self.shared.progress.forget(&id);

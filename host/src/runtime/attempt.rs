@@ -7,7 +7,7 @@ use std::time::Duration;
 use serde_json::json;
 use tracing::Instrument;
 
-use super::group_commit::{OwnedPlanner, QueuedEnd, record_ends};
+use super::group_commit::{OwnedPlanner, QueuedEnd, Write, WriteResult, write};
 use super::{Shared, planner};
 use crate::error::RunnerError;
 use crate::sandbox::{AttemptReport, AttemptRequest, Outcome};
@@ -67,9 +67,13 @@ async fn record(shared: &Shared, end: AttemptEnd, now: i64, planner: OwnedPlanne
     };
     let store = shared.store.clone();
     let recorded = shared
-        .recorder
-        .submit(queued, |batch| record_ends(store, batch))
+        .writer
+        .submit(Write::End(queued), |batch| write(store, batch))
         .await;
+    let recorded = match recorded {
+        Some(WriteResult::Recorded(result)) => Some(result),
+        _ => None,
+    };
     match recorded {
         Some(Ok(Some(snapshot))) => {
             shared.progress.publish(&snapshot);

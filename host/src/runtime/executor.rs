@@ -9,7 +9,8 @@ use tokio::time::{Instant, sleep, sleep_until};
 
 use super::Shared;
 use super::attempt::run_claim;
-use crate::store::{Wakeup, now_ms};
+use super::group_commit::{Write, WriteResult, write};
+use crate::store::{ClaimRequest, Wakeup, now_ms};
 
 /// What draining the in-flight attempts came to.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -66,11 +67,23 @@ pub(crate) async fn run_executor(
             let want = u32::try_from(free)
                 .unwrap_or(u32::MAX)
                 .min(shared.config.claim_batch);
-            match shared
-                .store
-                .claim(&shared.runner_id, want, shared.lease_until(), now_ms())
+            let request = ClaimRequest {
+                runner_id: shared.runner_id.clone(),
+                max: want,
+                lease_until_ms: shared.lease_until(),
+                now_ms: now_ms(),
+            };
+            let store = shared.store.clone();
+            let claimed = match shared
+                .writer
+                .submit(Write::Claim(request), |batch| write(store, batch))
                 .await
             {
+                Some(WriteResult::Claimed(result)) => result,
+                // Only when the runtime is shutting down.
+                _ => Ok(Vec::new()),
+            };
+            match claimed {
                 Ok(claims) => {
                     let claimed = claims.len();
                     for claim in claims {

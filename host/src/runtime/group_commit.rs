@@ -2,9 +2,11 @@
 //! committed together in the next one.
 //!
 //! Every commit costs a disk sync (SQLite in WAL mode with
-//! `synchronous = FULL`, PostgreSQL by default); with many short attempts
-//! ending, or many executions submitted, at once, one commit each would
-//! make the sync the bottleneck. There is no background task: the first
+//! `synchronous = FULL`, PostgreSQL by default); with executions submitted,
+//! attempts ending and the claim loop asking for work all at once, one
+//! commit each would make the sync the bottleneck. All three kinds share
+//! one queue, so one transaction carries a whole pipeline's writes (see
+//! [`Store::write`]). There is no background task: the first
 //! caller to find the committer idle commits everything queued (its own
 //! item among them), and the others wait for their results, so nothing
 //! needs shutting down.
@@ -14,7 +16,10 @@ use std::sync::{Arc, Mutex};
 
 use tokio::sync::oneshot;
 
-use crate::store::{AttemptEnd, Finish, NewExecution, Plan, Snapshot, Store, StoreError};
+use crate::store::{
+    AttemptEnd, Claim, ClaimRequest, Finish, NewExecution, Plan, Snapshot, Store, StoreError,
+    WriteBatch, now_ms,
+};
 
 /// Commits items of type `T` in batches, each caller getting its own `R`.
 pub(crate) struct GroupCommit<T, R> {
@@ -113,13 +118,50 @@ pub(crate) struct QueuedEnd {
     pub(crate) planner: OwnedPlanner,
 }
 
-/// The outcome of recording one attempt end: see [`Store::finish_attempt`].
-pub(crate) type Recorded = Result<Option<Snapshot>, StoreError>;
+/// A write waiting for the next transaction.
+pub(crate) enum Write {
+    /// A submitted execution.
+    Create(NewExecution),
+    /// An attempt that ended.
+    End(QueuedEnd),
+    /// The claim loop asking for work.
+    Claim(ClaimRequest),
+}
 
-/// Records `batch` in one transaction; if that fails, each end on its own,
-/// so one bad end cannot keep the others from being recorded.
-pub(crate) async fn record_ends(store: Arc<dyn Store>, batch: Vec<QueuedEnd>) -> Vec<Recorded> {
-    let finishes: Vec<Finish<'_>> = batch
+/// What became of a [`Write`], of the same kind.
+pub(crate) enum WriteResult {
+    Created(Result<(), StoreError>),
+    /// See [`Store::finish_attempt`].
+    Recorded(Result<Option<Snapshot>, StoreError>),
+    Claimed(Result<Vec<Claim>, StoreError>),
+}
+
+/// Writes `batch` through [`Store::write`]: every execution, attempt end
+/// and (first) claim queued while the last transaction committed, in one
+/// transaction. When a part fails, its items are written one by one, so one
+/// bad item cannot fail the others.
+pub(crate) async fn write(store: Arc<dyn Store>, batch: Vec<Write>) -> Vec<WriteResult> {
+    let mut creates = Vec::new();
+    let mut ends = Vec::new();
+    let mut claims = Vec::new();
+    let kinds: Vec<Kind> = batch
+        .into_iter()
+        .map(|write| match write {
+            Write::Create(new) => {
+                creates.push(new);
+                Kind::Create
+            }
+            Write::End(end) => {
+                ends.push(end);
+                Kind::End
+            }
+            Write::Claim(claim) => {
+                claims.push(claim);
+                Kind::Claim
+            }
+        })
+        .collect();
+    let finishes: Vec<Finish<'_>> = ends
         .iter()
         .map(|q| Finish {
             end: &q.end,
@@ -127,35 +169,101 @@ pub(crate) async fn record_ends(store: Arc<dyn Store>, batch: Vec<QueuedEnd>) ->
             planner: &*q.planner,
         })
         .collect();
-    match store.finish_attempts(&finishes).await {
-        Ok(after) => after.into_iter().map(Ok).collect(),
-        Err(error) if finishes.len() == 1 => vec![Err(error)],
+    let mut claims = claims.iter();
+    let now = now_ms();
+    let written = store
+        .write(WriteBatch {
+            creates: &creates,
+            now_ms: now,
+            finishes: &finishes,
+            claim: claims.next(),
+        })
+        .await;
+    let mut created = created_each(&*store, &creates, now, written.created)
+        .await
+        .into_iter();
+    let mut recorded = recorded_each(&*store, &finishes, written.finished)
+        .await
+        .into_iter();
+    let mut claimed = vec![written.claimed];
+    // Only the claim loop claims, one claim at a time: a second one in a
+    // batch is unexpected, but is served too.
+    for claim in claims {
+        let request = claim;
+        claimed.push(
+            store
+                .claim(
+                    &request.runner_id,
+                    request.max,
+                    request.lease_until_ms,
+                    request.now_ms,
+                )
+                .await,
+        );
+    }
+    let mut claimed = claimed.into_iter();
+    kinds
+        .into_iter()
+        .map(|kind| match kind {
+            Kind::Create => WriteResult::Created(created.next().unwrap_or_else(|| Err(missing()))),
+            Kind::End => WriteResult::Recorded(recorded.next().unwrap_or_else(|| Err(missing()))),
+            Kind::Claim => WriteResult::Claimed(claimed.next().unwrap_or_else(|| Err(missing()))),
+        })
+        .collect()
+}
+
+#[derive(Clone, Copy)]
+enum Kind {
+    Create,
+    End,
+    Claim,
+}
+
+/// A store returned fewer results than items (a bug in the store).
+fn missing() -> StoreError {
+    StoreError::Corrupt {
+        what: "batch result",
+        reason: "the store returned fewer results than writes".into(),
+    }
+}
+
+/// One result per execution of `batch`, created (all or none) with the
+/// result `together`; if that failed, each is created on its own.
+async fn created_each(
+    store: &dyn Store,
+    batch: &[NewExecution],
+    now_ms: i64,
+    together: Result<(), StoreError>,
+) -> Vec<Result<(), StoreError>> {
+    match together {
+        Ok(()) => batch.iter().map(|_| Ok(())).collect(),
+        Err(error) if batch.len() == 1 => vec![Err(error)],
         Err(error) => {
-            tracing::warn!(%error, ends = finishes.len(), "recording a batch failed; recording its ends one by one");
-            let mut results = Vec::with_capacity(finishes.len());
-            for f in &finishes {
-                results.push(store.finish_attempt(f.end, f.now_ms, f.planner).await);
+            tracing::warn!(%error, executions = batch.len(), "creating a batch failed; creating its executions one by one");
+            let mut results = Vec::with_capacity(batch.len());
+            for new in batch {
+                results.push(store.create_execution(new, now_ms).await);
             }
             results
         }
     }
 }
 
-/// Creates `batch` in one transaction at `now_ms`; if that fails, each
-/// execution on its own, so one bad execution cannot keep the others out.
-pub(crate) async fn create_executions(
-    store: Arc<dyn Store>,
-    batch: Vec<NewExecution>,
-    now_ms: i64,
-) -> Vec<Result<(), StoreError>> {
-    match store.create_executions(&batch, now_ms).await {
-        Ok(()) => batch.iter().map(|_| Ok(())).collect(),
+/// One result per end of `batch`, recorded (all or none) with the result
+/// `together`; if that failed, each is recorded on its own.
+async fn recorded_each(
+    store: &dyn Store,
+    batch: &[Finish<'_>],
+    together: Result<Vec<Option<Snapshot>>, StoreError>,
+) -> Vec<Result<Option<Snapshot>, StoreError>> {
+    match together {
+        Ok(after) => after.into_iter().map(Ok).collect(),
         Err(error) if batch.len() == 1 => vec![Err(error)],
         Err(error) => {
-            tracing::warn!(%error, executions = batch.len(), "creating a batch failed; creating its executions one by one");
+            tracing::warn!(%error, ends = batch.len(), "recording a batch failed; recording its ends one by one");
             let mut results = Vec::with_capacity(batch.len());
-            for new in &batch {
-                results.push(store.create_execution(new, now_ms).await);
+            for f in batch {
+                results.push(store.finish_attempt(f.end, f.now_ms, f.planner).await);
             }
             results
         }

@@ -22,8 +22,8 @@ use tokio::sync::{Notify, Semaphore};
 use tokio_util::sync::CancellationToken;
 
 use crate::sandbox::{AttemptControl, Grants, Limits, Sandbox};
-use crate::store::{NewExecution, Store, StoreError};
-use group_commit::{GroupCommit, QueuedEnd, Recorded};
+use crate::store::Store;
+use group_commit::{GroupCommit, Write, WriteResult};
 
 pub(crate) use catalog::Catalog;
 pub(crate) use executor::{DrainReport, run_executor};
@@ -56,10 +56,9 @@ pub(crate) struct Shared {
     pub(crate) wake: Notify,
     /// Live progress of executions someone watches.
     pub(crate) progress: Progress,
-    /// Records attempt ends, several per transaction.
-    pub(crate) recorder: GroupCommit<QueuedEnd, Recorded>,
-    /// Stores submitted executions, several per transaction.
-    pub(crate) creator: GroupCommit<NewExecution, Result<(), StoreError>>,
+    /// Submitted executions, attempt ends and claims, several per
+    /// transaction.
+    pub(crate) writer: GroupCommit<Write, WriteResult>,
     /// Cancelled to stop claiming new work.
     pub(crate) stop_claiming: CancellationToken,
     /// Cancelled to stop the lease keeper.

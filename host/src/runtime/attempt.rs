@@ -12,7 +12,8 @@ use super::{Shared, planner};
 use crate::error::RunnerError;
 use crate::sandbox::{AttemptReport, AttemptRequest, Outcome};
 use crate::store::{
-    AttemptEnd, AttemptResult, Claim, ExecutionStatus, Plan, Snapshot, duration_ms, now_ms,
+    AttemptEnd, AttemptResult, Claim, ExecutionStatus, Plan, Snapshot, TaskRunStatus, duration_ms,
+    now_ms,
 };
 use crate::workflow::{FailureKind, NextAttempt, RetryPolicy, TaskDefaults, Workflow};
 
@@ -77,7 +78,15 @@ async fn record(shared: &Shared, end: AttemptEnd, now: i64, planner: OwnedPlanne
     match recorded {
         Some(Ok(Some(snapshot))) => {
             shared.progress.publish(&snapshot);
-            shared.wake.notify_one();
+            // Only new work is worth a claim: an empty one still costs a
+            // transaction on the writer every other write waits for.
+            if snapshot
+                .runs
+                .iter()
+                .any(|run| run.status == TaskRunStatus::Ready)
+            {
+                shared.wake.notify_one();
+            }
         }
         Some(Ok(None)) => {
             tracing::warn!("lease lost: another runner owns this task run now; result dropped")

@@ -171,6 +171,8 @@ pub(crate) async fn write(store: Arc<dyn Store>, batch: Vec<Write>) -> Vec<Write
         .collect();
     let mut claims = claims.iter();
     let now = now_ms();
+    let claims_asked = claims.len();
+    let started = std::time::Instant::now();
     let written = store
         .write(WriteBatch {
             creates: &creates,
@@ -179,6 +181,13 @@ pub(crate) async fn write(store: Arc<dyn Store>, batch: Vec<Write>) -> Vec<Write
             claim: claims.next(),
         })
         .await;
+    tracing::debug!(
+        creates = creates.len(),
+        ends = ends.len(),
+        claims = claims_asked,
+        micros = started.elapsed().as_micros(),
+        "batch written"
+    );
     let mut created = created_each(&*store, &creates, now, written.created)
         .await
         .into_iter();

@@ -53,25 +53,35 @@ impl<T: Send + 'static, R: Send + 'static> GroupCommit<T, R> {
         F: FnOnce(Vec<T>) -> Fut + Send + 'static,
         Fut: Future<Output = Vec<R>> + Send + 'static,
     {
-        let (done, result) = oneshot::channel();
+        let (done, mut result) = oneshot::channel();
         self.lock_queue().push((item, done));
-        {
-            let _turn = self.turn.lock().await;
+        let mut commit = Some(commit);
+        loop {
+            // A caller whose item went out in someone else's batch returns
+            // as soon as that batch has committed, without queueing for
+            // the turn behind the next batch.
+            let turn = tokio::select! {
+                biased;
+                answer = &mut result => return answer.ok(),
+                turn = self.turn.lock() => turn,
+            };
             // Empty when the batch before took this item along.
             let batch = std::mem::take(&mut *self.lock_queue());
-            if !batch.is_empty() {
-                let mut committing = FinishOnDrop(Some(Box::pin(async move {
-                    let (items, waiters): (Vec<T>, Vec<_>) = batch.into_iter().unzip();
-                    let results = commit(items).await;
-                    for (waiter, result) in waiters.into_iter().zip(results) {
-                        // The waiter may have stopped waiting.
-                        let _ = waiter.send(result);
-                    }
-                })));
-                committing.run().await;
-            }
+            let Some(commit) = commit.take().filter(|_| !batch.is_empty()) else {
+                drop(turn);
+                return result.await.ok();
+            };
+            let mut committing = FinishOnDrop(Some(Box::pin(async move {
+                let (items, waiters): (Vec<T>, Vec<_>) = batch.into_iter().unzip();
+                let results = commit(items).await;
+                for (waiter, result) in waiters.into_iter().zip(results) {
+                    // The waiter may have stopped waiting.
+                    let _ = waiter.send(result);
+                }
+            })));
+            committing.run().await;
+            drop(turn);
         }
-        result.await.ok()
     }
 
     fn lock_queue(&self) -> std::sync::MutexGuard<'_, Vec<(T, oneshot::Sender<R>)>> {
@@ -276,5 +286,79 @@ async fn recorded_each(
             }
             results
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    /// Waits (polling, no timing asserted) until `n` items are queued.
+    async fn queued(group: &GroupCommit<u32, u32>, n: usize) {
+        while group.lock_queue().len() != n {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    }
+
+    /// A caller whose item went out in another caller's batch gets its
+    /// answer when that batch commits: it is not made to lead the next
+    /// batch (and wait for its commit) first.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_committed_caller_returns_without_leading_the_next_batch() {
+        // A guard against a hang, not a timing assertion.
+        let answers = tokio::time::timeout(Duration::from_secs(30), async {
+            let group = Arc::new(GroupCommit::<u32, u32>::default());
+            let (open_first, first) = oneshot::channel::<()>();
+            let (first_started, lead_started) = oneshot::channel::<()>();
+            let (open_second, second) = oneshot::channel::<()>();
+            let (second_started, started) = oneshot::channel::<()>();
+            let g = group.clone();
+            // `lead` commits [1] and holds the turn until `first` opens.
+            let lead = tokio::spawn(async move {
+                g.submit(1, |items| async move {
+                    let _ = first_started.send(());
+                    let _ = first.await;
+                    items
+                })
+                .await
+            });
+            let _ = lead_started.await;
+            // 2 and 3 queue behind it; 2 will commit them both.
+            let g = group.clone();
+            let two = tokio::spawn(async move {
+                g.submit(2, |items| async move {
+                    let _ = second_started.send(());
+                    let _ = second.await;
+                    items
+                })
+                .await
+            });
+            queued(&group, 1).await;
+            let g = group.clone();
+            // Were 3 made to lead a batch, it would never answer.
+            let three =
+                tokio::spawn(
+                    async move { g.submit(3, |_| std::future::pending::<Vec<u32>>()).await },
+                );
+            queued(&group, 2).await;
+            let _ = open_first.send(());
+            let _ = started.await;
+            // 4 arrives while [2, 3] commits, so it waits for the next batch.
+            let g = group.clone();
+            let four = tokio::spawn(async move { g.submit(4, |items| async move { items }).await });
+            queued(&group, 1).await;
+            let _ = open_second.send(());
+            (
+                lead.await.ok().flatten(),
+                two.await.ok().flatten(),
+                three.await.ok().flatten(),
+                four.await.ok().flatten(),
+            )
+        })
+        .await
+        .expect("every caller is answered");
+        assert_eq!(answers, (Some(1), Some(2), Some(3), Some(4)));
     }
 }

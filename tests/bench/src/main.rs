@@ -128,6 +128,15 @@ impl Settings {
 #[tokio::main(flavor = "multi_thread")]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    // Off unless asked for: `RUST_LOG=corral=debug` shows, among others,
+    // every group-commit batch with its size and duration.
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("off")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
     let settings = Settings::new(args.quick);
     let started = Instant::now();
     let mut rows: Vec<Row> = Vec::new();

@@ -198,7 +198,7 @@ impl RunnerBuilder {
             slots: Arc::new(Semaphore::new(self.concurrency)),
             wake: Default::default(),
             progress: Progress::default(),
-            writer: Default::default(),
+            writers: Default::default(),
             stop_claiming: CancellationToken::new(),
             stop_background: CancellationToken::new(),
         });
@@ -542,15 +542,7 @@ impl Runner {
         // Watched from before it is stored (as it will be stored: no need to
         // read it back), so no progress published in between is missed.
         let handle = self.handle_on(id.clone(), &new.snapshot(now));
-        let store = self.shared.store.clone();
-        let created = self
-            .shared
-            .writer
-            .submit(group_commit::Write::Create(new), |batch| {
-                group_commit::write(store, batch)
-            })
-            .await;
-        let created = match created {
+        let created = match self.shared.write(group_commit::Write::Create(new)).await {
             Some(group_commit::WriteResult::Created(result)) => result.map_err(RunnerError::from),
             // The batch's committer was dropped with its runner.
             _ => Err(RunnerError::ShutDown),

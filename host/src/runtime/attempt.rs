@@ -7,7 +7,7 @@ use std::time::Duration;
 use serde_json::json;
 use tracing::Instrument;
 
-use super::group_commit::{OwnedPlanner, QueuedEnd, Write, WriteResult, write};
+use super::group_commit::{OwnedPlanner, QueuedEnd, Write, WriteResult};
 use super::{Shared, planner};
 use crate::error::RunnerError;
 use crate::sandbox::{AttemptReport, AttemptRequest, Outcome};
@@ -66,12 +66,7 @@ async fn record(shared: &Shared, end: AttemptEnd, now: i64, planner: OwnedPlanne
         now_ms: now,
         planner,
     };
-    let store = shared.store.clone();
-    let recorded = shared
-        .writer
-        .submit(Write::End(queued), |batch| write(store, batch))
-        .await;
-    let recorded = match recorded {
+    let recorded = match shared.write(Write::End(queued)).await {
         Some(WriteResult::Recorded(result)) => Some(result),
         _ => None,
     };
@@ -79,7 +74,7 @@ async fn record(shared: &Shared, end: AttemptEnd, now: i64, planner: OwnedPlanne
         Some(Ok(Some(snapshot))) => {
             shared.progress.publish(&snapshot);
             // Only new work is worth a claim: an empty one still costs a
-            // transaction on the writer every other write waits for.
+            // transaction (on SQLite, one every other write waits for).
             if snapshot
                 .runs
                 .iter()

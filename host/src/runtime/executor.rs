@@ -9,7 +9,7 @@ use tokio::time::{Instant, sleep, sleep_until};
 
 use super::Shared;
 use super::attempt::run_claim;
-use super::group_commit::{Write, WriteResult, write};
+use super::group_commit::{Write, WriteResult};
 use crate::store::{ClaimRequest, Wakeup, now_ms};
 
 /// What draining the in-flight attempts came to.
@@ -73,12 +73,7 @@ pub(crate) async fn run_executor(
                 lease_until_ms: shared.lease_until(),
                 now_ms: now_ms(),
             };
-            let store = shared.store.clone();
-            let claimed = match shared
-                .writer
-                .submit(Write::Claim(request), |batch| write(store, batch))
-                .await
-            {
+            let claimed = match shared.write(Write::Claim(request)).await {
                 Some(WriteResult::Claimed(result)) => result,
                 // Only when the runtime is shutting down.
                 _ => Ok(Vec::new()),

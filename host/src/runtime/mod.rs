@@ -57,8 +57,9 @@ pub(crate) struct Shared {
     /// Live progress of executions someone watches.
     pub(crate) progress: Progress,
     /// Submitted executions, attempt ends and claims, several per
-    /// transaction.
-    pub(crate) writer: GroupCommit<Write, WriteResult>,
+    /// transaction: all in the first queue when the store commits them
+    /// together, else one queue per kind (see [`Shared::write`]).
+    pub(crate) writers: [GroupCommit<Write, WriteResult>; 3],
     /// Cancelled to stop claiming new work.
     pub(crate) stop_claiming: CancellationToken,
     /// Cancelled to stop the lease keeper.
@@ -68,6 +69,27 @@ pub(crate) struct Shared {
 impl Shared {
     pub(crate) fn lease_until(&self) -> i64 {
         crate::store::now_ms() + crate::store::duration_ms(self.config.lease)
+    }
+
+    /// Writes `item` in the next batch of its queue. A store with one
+    /// writer (SQLite) gains most from one commit for everything queued;
+    /// one with a pool of connections (PostgreSQL) from committing the
+    /// kinds side by side, so a submit does not wait for a batch of ends.
+    /// `None` if the batch's commit was abandoned (the runtime shut down).
+    pub(crate) async fn write(&self, item: Write) -> Option<WriteResult> {
+        let queue = if self.store.commits_writes_together() {
+            0
+        } else {
+            match item {
+                Write::Create(_) => 0,
+                Write::End(_) => 1,
+                Write::Claim(_) => 2,
+            }
+        };
+        let store = self.store.clone();
+        self.writers[queue]
+            .submit(item, |batch| group_commit::write(store, batch))
+            .await
     }
 
     /// A new execution of the latest version of workflow `name`, with its

@@ -274,12 +274,21 @@ pub trait Store: Send + Sync + 'static {
         batch: &[Finish<'_>],
     ) -> Result<Vec<Option<Snapshot>>, StoreError>;
 
+    /// Whether [`write`](Store::write) batches of every kind together pay
+    /// off: true for a store with one writer (SQLite), where every
+    /// transaction waits for the one before; false (the default) for one
+    /// whose connections commit side by side (PostgreSQL).
+    fn commits_writes_together(&self) -> bool {
+        false
+    }
+
     /// Creates executions, records attempt ends, then claims (see
     /// [`create_executions`](Store::create_executions),
     /// [`finish_attempts`](Store::finish_attempts) and [`claim`](Store::claim)):
-    /// in one transaction where the store can (SQLite: one commit, so one
-    /// disk sync, for the work of a whole pipeline), else one per part.
-    /// Each part is all or nothing and has its own result.
+    /// in one transaction, so one commit (one disk sync) for all, where the
+    /// store can (both stores here can; the default writes each part in a
+    /// transaction of its own). Each part is all or nothing and has its own
+    /// result: if the whole fails, a store retries the parts one by one.
     async fn write(&self, batch: WriteBatch<'_>) -> Written {
         write::separately(self, batch).await
     }

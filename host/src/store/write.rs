@@ -43,6 +43,47 @@ pub struct Written {
     pub claimed: Result<Vec<Claim>, StoreError>,
 }
 
+impl ClaimRequest {
+    /// A claim of up to `max` task runs for `runner_id`: see
+    /// [`Store::claim`](super::Store::claim).
+    pub fn new(runner_id: &str, max: u32, lease_until_ms: i64, now_ms: i64) -> Self {
+        Self {
+            runner_id: runner_id.to_owned(),
+            max,
+            lease_until_ms,
+            now_ms,
+        }
+    }
+}
+
+impl Written {
+    /// Every part written in one transaction.
+    pub(crate) fn together(finished: Vec<Option<Snapshot>>, claimed: Vec<Claim>) -> Self {
+        Self {
+            created: Ok(()),
+            finished: Ok(finished),
+            claimed: Ok(claimed),
+        }
+    }
+}
+
+/// `together`, the outcome of writing `batch` in one transaction; if that
+/// failed, each part written on its own, so one bad part cannot fail the
+/// others.
+pub(crate) async fn or_separately<S: Store + ?Sized>(
+    store: &S,
+    batch: WriteBatch<'_>,
+    together: Result<Written, StoreError>,
+) -> Written {
+    match together {
+        Ok(written) => written,
+        Err(error) => {
+            tracing::warn!(%error, "a combined write failed; writing its parts one by one");
+            separately(store, batch).await
+        }
+    }
+}
+
 /// Writes each part of `batch` in a transaction of its own, in order.
 pub(crate) async fn separately<S: Store + ?Sized>(store: &S, batch: WriteBatch<'_>) -> Written {
     let created = if batch.creates.is_empty() {

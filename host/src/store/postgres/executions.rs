@@ -13,9 +13,9 @@ use sqlx::{PgConnection, Row};
 
 use super::{PostgresStore, query_err, text};
 use crate::store::{
-    AttemptEnd, AttemptRecord, AttemptResult, Claim, ExecutionFilter, ExecutionRecord,
-    ExecutionStatus, Finish, NewExecution, Object, Plan, Planner, Snapshot, StepChange, StoreError,
-    TaskRunRecord,
+    AttemptEnd, AttemptRecord, AttemptResult, Claim, ClaimRequest, ExecutionFilter,
+    ExecutionRecord, ExecutionStatus, Finish, NewExecution, Object, Plan, Planner, Snapshot,
+    StepChange, StoreError, TaskRunRecord, WriteBatch, Written,
 };
 
 /// The error recorded on attempts whose lease ran out.
@@ -268,34 +268,22 @@ pub(super) async fn insert_execution(
     Ok(())
 }
 
-impl PostgresStore {
-    pub(super) async fn create_executions(
-        &self,
-        batch: &[NewExecution],
-        now_ms: i64,
-    ) -> Result<(), StoreError> {
-        let doing = "creating executions";
-        let mut tx = self.pool.begin().await.map_err(query_err(doing))?;
-        for new in batch {
-            insert_execution(&mut tx, new, now_ms).await?;
-        }
-        tx.commit().await.map_err(query_err(doing))
-    }
-
-    pub(super) async fn claim(
-        &self,
-        runner_id: &str,
-        max: u32,
-        lease_until_ms: i64,
-        now_ms: i64,
-    ) -> Result<Vec<Claim>, StoreError> {
-        let doing = "claiming task runs";
-        // One statement, so one transaction: pick ready runs, skipping those
-        // another transaction has locked (being claimed or re-planned), take
-        // them, and record the start of an attempt for each. `picked` is
-        // materialized so it runs once; the update re-checks `status`.
-        let rows = sqlx::query(
-            "WITH picked AS MATERIALIZED (
+/// Claims ready task runs (one statement: its own transaction, or part of
+/// the caller's).
+async fn claim(conn: &mut PgConnection, request: &ClaimRequest) -> Result<Vec<Claim>, StoreError> {
+    let ClaimRequest {
+        runner_id,
+        max,
+        lease_until_ms,
+        now_ms,
+    } = request;
+    let doing = "claiming task runs";
+    // One statement, so one transaction: pick ready runs, skipping those
+    // another transaction has locked (being claimed or re-planned), take
+    // them, and record the start of an attempt for each. `picked` is
+    // materialized so it runs once; the update re-checks `status`.
+    let rows = sqlx::query(
+        "WITH picked AS MATERIALIZED (
                  SELECT execution_id, step_id FROM task_runs
                  WHERE status = 'ready' AND not_before <= $3
                  ORDER BY not_before, execution_id, step_id
@@ -325,29 +313,76 @@ impl PostgresStore {
              JOIN started s ON s.execution_id = c.execution_id AND s.step_id = c.step_id
              JOIN executions e ON e.id = c.execution_id
              ORDER BY c.not_before, c.execution_id, c.step_id",
-        )
-        .bind(runner_id)
-        .bind(lease_until_ms)
-        .bind(now_ms)
-        .bind(i64::from(max))
-        .fetch_all(&self.pool)
-        .await
-        .map_err(query_err(doing))?;
-        let e = || query_err(doing);
-        rows.iter()
-            .map(|row| {
-                Ok(Claim {
-                    execution_id: row.try_get("execution_id").map_err(e())?,
-                    workflow: row.try_get("workflow").map_err(e())?,
-                    workflow_version: row.try_get("workflow_version").map_err(e())?,
-                    step_id: row.try_get("step_id").map_err(e())?,
-                    attempts: count(row.try_get("attempts").map_err(e())?),
-                    number: count(row.try_get("number").map_err(e())?),
-                    input: opt_object(row.try_get("input").map_err(e())?, "task run input")?
-                        .unwrap_or_default(),
-                })
+    )
+    .bind(runner_id)
+    .bind(lease_until_ms)
+    .bind(now_ms)
+    .bind(i64::from(*max))
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(query_err(doing))?;
+    let e = || query_err(doing);
+    rows.iter()
+        .map(|row| {
+            Ok(Claim {
+                execution_id: row.try_get("execution_id").map_err(e())?,
+                workflow: row.try_get("workflow").map_err(e())?,
+                workflow_version: row.try_get("workflow_version").map_err(e())?,
+                step_id: row.try_get("step_id").map_err(e())?,
+                attempts: count(row.try_get("attempts").map_err(e())?),
+                number: count(row.try_get("number").map_err(e())?),
+                input: opt_object(row.try_get("input").map_err(e())?, "task run input")?
+                    .unwrap_or_default(),
             })
-            .collect()
+        })
+        .collect()
+}
+
+impl PostgresStore {
+    pub(super) async fn create_executions(
+        &self,
+        batch: &[NewExecution],
+        now_ms: i64,
+    ) -> Result<(), StoreError> {
+        let doing = "creating executions";
+        let mut tx = self.pool.begin().await.map_err(query_err(doing))?;
+        for new in batch {
+            insert_execution(&mut tx, new, now_ms).await?;
+        }
+        tx.commit().await.map_err(query_err(doing))
+    }
+
+    pub(super) async fn claim(&self, request: &ClaimRequest) -> Result<Vec<Claim>, StoreError> {
+        let mut conn = self
+            .pool
+            .acquire()
+            .await
+            .map_err(query_err("claiming task runs"))?;
+        claim(&mut conn, request).await
+    }
+
+    /// [`Store::write`](crate::store::Store::write) in one transaction
+    /// (retried as a whole on a deadlock or serialization failure).
+    pub(super) async fn write_together(
+        &self,
+        batch: WriteBatch<'_>,
+    ) -> Result<Written, StoreError> {
+        self.retrying(|| self.write_once(batch)).await
+    }
+
+    async fn write_once(&self, batch: WriteBatch<'_>) -> Result<Written, StoreError> {
+        let doing = "writing a batch";
+        let mut tx = self.pool.begin().await.map_err(query_err(doing))?;
+        for new in batch.creates {
+            insert_execution(&mut tx, new, batch.now_ms).await?;
+        }
+        let finished = finish_in_order(&mut tx, batch.finishes).await?;
+        let claimed = match batch.claim {
+            Some(request) => claim(&mut tx, request).await?,
+            None => Vec::new(),
+        };
+        tx.commit().await.map_err(query_err(doing))?;
+        Ok(Written::together(finished, claimed))
     }
 
     pub(super) async fn renew_leases(
@@ -400,35 +435,42 @@ impl PostgresStore {
         batch: &[Finish<'_>],
     ) -> Result<Vec<Option<Snapshot>>, StoreError> {
         let doing = "recording attempts";
-        // Executions are locked in id order, as every batch does, so two
-        // hosts' batches cannot deadlock on each other.
-        let mut order: Vec<usize> = (0..batch.len()).collect();
-        order.sort_by(|&a, &b| {
-            let key = |i: usize| {
-                (
-                    &batch[i].end.claim.execution_id,
-                    &batch[i].end.claim.step_id,
-                )
-            };
-            key(a).cmp(&key(b))
-        });
         let mut tx = self.pool.begin().await.map_err(query_err(doing))?;
-        let mut after = vec![None; batch.len()];
-        for i in order {
-            let Finish {
-                end,
-                now_ms,
-                planner,
-            } = batch[i];
-            after[i] = finish_attempt(&mut tx, end, now_ms, planner).await?;
-        }
+        let after = finish_in_order(&mut tx, batch).await?;
         tx.commit().await.map_err(query_err(doing))?;
         Ok(after)
     }
 }
 
-/// Records one attempt end and re-plans its execution, inside the caller's
-/// transaction.
+/// Records `batch` inside the caller's transaction, one end after the
+/// other. Executions are locked in id order, as every batch does, so two
+/// hosts' batches cannot deadlock on each other.
+async fn finish_in_order(
+    conn: &mut PgConnection,
+    batch: &[Finish<'_>],
+) -> Result<Vec<Option<Snapshot>>, StoreError> {
+    let mut order: Vec<usize> = (0..batch.len()).collect();
+    order.sort_by(|&a, &b| {
+        let key = |i: usize| {
+            (
+                &batch[i].end.claim.execution_id,
+                &batch[i].end.claim.step_id,
+            )
+        };
+        key(a).cmp(&key(b))
+    });
+    let mut after = vec![None; batch.len()];
+    for i in order {
+        let Finish {
+            end,
+            now_ms,
+            planner,
+        } = batch[i];
+        after[i] = finish_attempt(&mut *conn, end, now_ms, planner).await?;
+    }
+    Ok(after)
+}
+
 async fn finish_attempt(
     conn: &mut PgConnection,
     end: &AttemptEnd,

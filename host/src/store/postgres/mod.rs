@@ -42,9 +42,9 @@ use sqlx::Connection;
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
 
 use super::{
-    Added, Applied, AttemptRecord, Claim, ClosePool, ExecutionFilter, ExecutionRecord, Finish,
-    NewExecution, Planner, PluginRecord, Snapshot, Store, StoreError, Wakeup, Wakeups,
-    WorkflowRecord,
+    Added, Applied, AttemptRecord, Claim, ClaimRequest, ClosePool, ExecutionFilter,
+    ExecutionRecord, Finish, NewExecution, Planner, PluginRecord, Snapshot, Store, StoreError,
+    Wakeup, Wakeups, WorkflowRecord, WriteBatch, Written,
 };
 use crate::sandbox::PluginInfo;
 use crate::store::{ScheduleFire, ScheduleRecord};
@@ -307,7 +307,8 @@ impl Store for PostgresStore {
         lease_until_ms: i64,
         now_ms: i64,
     ) -> Result<Vec<Claim>, StoreError> {
-        PostgresStore::claim(self, runner_id, max, lease_until_ms, now_ms).await
+        let request = ClaimRequest::new(runner_id, max, lease_until_ms, now_ms);
+        PostgresStore::claim(self, &request).await
     }
 
     async fn renew_leases(
@@ -373,6 +374,11 @@ impl Store for PostgresStore {
         batch: &[Finish<'_>],
     ) -> Result<Vec<Option<Snapshot>>, StoreError> {
         PostgresStore::finish_attempts(self, batch).await
+    }
+
+    async fn write(&self, batch: WriteBatch<'_>) -> Written {
+        let together = self.write_together(batch).await;
+        super::write::or_separately(self, batch, together).await
     }
 
     async fn reap_expired(

@@ -287,11 +287,7 @@ impl SqliteStore {
             None => Vec::new(),
         };
         tx.commit().await.map_err(query_err(doing))?;
-        Ok(Written {
-            created: Ok(()),
-            finished: Ok(finished),
-            claimed: Ok(claimed),
-        })
+        Ok(Written::together(finished, claimed))
     }
 
     pub(super) async fn renew_leases(

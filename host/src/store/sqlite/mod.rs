@@ -151,12 +151,7 @@ impl Store for SqliteStore {
         lease_until_ms: i64,
         now_ms: i64,
     ) -> Result<Vec<Claim>, StoreError> {
-        let request = ClaimRequest {
-            runner_id: runner_id.to_owned(),
-            max,
-            lease_until_ms,
-            now_ms,
-        };
+        let request = ClaimRequest::new(runner_id, max, lease_until_ms, now_ms);
         SqliteStore::claim(self, &request).await
     }
 
@@ -225,14 +220,13 @@ impl Store for SqliteStore {
         SqliteStore::finish_attempts(self, batch).await
     }
 
+    fn commits_writes_together(&self) -> bool {
+        true
+    }
+
     async fn write(&self, batch: WriteBatch<'_>) -> Written {
-        match self.write_together(batch).await {
-            Ok(written) => written,
-            Err(error) => {
-                tracing::warn!(%error, "a combined write failed; writing its parts one by one");
-                super::write::separately(self, batch).await
-            }
-        }
+        let together = self.write_together(batch).await;
+        super::write::or_separately(self, batch, together).await
     }
 
     async fn reap_expired(

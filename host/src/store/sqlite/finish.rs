@@ -82,11 +82,18 @@ pub(super) async fn finish_attempts(
         let number: i64 = row.try_get("attempt_number").map_err(query_err(doing))?;
         keys.insert((execution_id, step_id, number));
     }
-    let is_recorded = |end: &EndRow<'_>| {
-        let (execution_id, step_id, number) = end.key();
-        keys.contains(&(execution_id.to_owned(), step_id.to_owned(), number))
-    };
-    let recorded: Vec<&EndRow<'_>> = ends.iter().filter(|end| is_recorded(end)).collect();
+    let is_recorded: Vec<bool> = ends
+        .iter()
+        .map(|end| {
+            let (execution_id, step_id, number) = end.key();
+            keys.contains(&(execution_id.to_owned(), step_id.to_owned(), number))
+        })
+        .collect();
+    let recorded: Vec<&EndRow<'_>> = ends
+        .iter()
+        .zip(&is_recorded)
+        .filter_map(|(end, &recorded)| recorded.then_some(end))
+        .collect();
     let logs: Vec<String> = recorded
         .iter()
         .map(|end| end.finish.end.logs.to_string())
@@ -128,12 +135,7 @@ pub(super) async fn finish_attempts(
     let after = replan::replan(conn, &replans).await?;
     Ok(ends
         .iter()
-        .map(|end| {
-            if is_recorded(end) {
-                after.get(end.key().0).cloned()
-            } else {
-                None
-            }
-        })
+        .zip(is_recorded)
+        .map(|(end, recorded)| recorded.then(|| after.get(end.key().0).cloned()).flatten())
         .collect())
 }

@@ -67,12 +67,8 @@ pub(crate) async fn run_executor(
             let want = u32::try_from(free)
                 .unwrap_or(u32::MAX)
                 .min(shared.config.claim_batch);
-            let request = ClaimRequest {
-                runner_id: shared.runner_id.clone(),
-                max: want,
-                lease_until_ms: shared.lease_until(),
-                now_ms: now_ms(),
-            };
+            let request =
+                ClaimRequest::new(&shared.runner_id, want, shared.lease_until(), now_ms());
             let claimed = match shared.write(Write::Claim(request)).await {
                 Some(WriteResult::Claimed(result)) => result,
                 // Only when the runtime is shutting down.

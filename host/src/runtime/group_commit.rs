@@ -4,12 +4,13 @@
 //! Every commit costs a disk sync (SQLite in WAL mode with
 //! `synchronous = FULL`, PostgreSQL by default); with executions submitted,
 //! attempts ending and the claim loop asking for work all at once, one
-//! commit each would make the sync the bottleneck. All three kinds share
-//! one queue, so one transaction carries a whole pipeline's writes (see
-//! [`Store::write`]). There is no background task: the first
-//! caller to find the committer idle commits everything queued (its own
-//! item among them), and the others wait for their results, so nothing
-//! needs shutting down.
+//! commit each would make the sync the bottleneck. On a store with one
+//! writer (SQLite) all three kinds share one queue, so one transaction
+//! carries a whole pipeline's writes (see [`Store::write`]); elsewhere each
+//! kind has a queue of its own (see `Shared::write`). There is no
+//! background task: the first caller to find the committer idle commits
+//! everything queued (its own item among them), and the others wait for
+//! their results, so nothing needs shutting down.
 
 use std::future::Future;
 use std::sync::{Arc, Mutex};
@@ -208,17 +209,11 @@ pub(crate) async fn write(store: Arc<dyn Store>, batch: Vec<Write>) -> Vec<Write
     // Only the claim loop claims, one claim at a time: a second one in a
     // batch is unexpected, but is served too.
     for claim in claims {
-        let request = claim;
-        claimed.push(
-            store
-                .claim(
-                    &request.runner_id,
-                    request.max,
-                    request.lease_until_ms,
-                    request.now_ms,
-                )
-                .await,
-        );
+        let alone = WriteBatch {
+            claim: Some(claim),
+            ..WriteBatch::default()
+        };
+        claimed.push(store.write(alone).await.claimed);
     }
     let mut claimed = claimed.into_iter();
     kinds

@@ -11,13 +11,14 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::future::Future;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use corral::sandbox::{PluginInfo, TaskInfo};
 use corral::store::{
     self, Added, Applied, AttemptEnd, AttemptResult, Claim, ClaimRequest, ConnectOptions,
-    ExecutionFilter, ExecutionStatus, Finish, NewExecution, Object, Plan, PostgresStore, Snapshot,
-    StepChange, Store, StoreError, TaskRunStatus, WriteBatch,
+    ExecutionFilter, ExecutionStatus, Finish, NewExecution, Object, Plan, Planner, PostgresStore,
+    Snapshot, StepChange, Store, StoreError, TaskRunStatus, WriteBatch,
 };
 use serde_json::{Value, json};
 use sqlx::{Connection, PgConnection};
@@ -85,6 +86,7 @@ store_tests!(
     concurrent_claims_never_take_a_run_twice,
     finish_success_replans_until_succeeded,
     finish_attempts_records_a_batch_in_order,
+    a_planner_shared_by_ends_runs_once_between_others,
     write_creates_records_then_claims,
     write_keeps_a_failing_part_from_the_others,
     finish_retry_then_failure,
@@ -857,6 +859,50 @@ async fn finish_attempts_records_a_batch_in_order(db: Db) {
         "{attempts:?}"
     );
     assert!(store.finish_attempts(&[]).await.unwrap().is_empty());
+}
+
+/// One planner given for several ends of an execution: a store may run it
+/// once for all of them (SQLite does), but runs it again after another
+/// planner ran in between; the result is as if it ran per end.
+async fn a_planner_shared_by_ends_runs_once_between_others(db: Db) {
+    let store = &*db.store;
+    let steps = ["a", "b", "c", "d"];
+    let mut runs: Vec<StepChange> = steps.iter().map(|s| ready(s, T)).collect();
+    runs.push(pending("join"));
+    execution(store, "e1", runs).await;
+    let claims = claim(store, "r1", 5, T).await;
+    assert_eq!(claims.len(), 4);
+    let dag = dag(&[("join", &steps)], T + 10);
+    let (shared_runs, other_runs) = (AtomicUsize::new(0), AtomicUsize::new(0));
+    let shared = |snapshot: &Snapshot| {
+        shared_runs.fetch_add(1, Ordering::Relaxed);
+        dag(snapshot)
+    };
+    let other = |_: &Snapshot| {
+        other_runs.fetch_add(1, Ordering::Relaxed);
+        Plan::default()
+    };
+    let ends: Vec<AttemptEnd> = claims.iter().map(|c| end(c, "r1", succeeded(c))).collect();
+    let planners: [Planner<'_>; 4] = [&shared, &shared, &other, &shared];
+    let batch: Vec<Finish<'_>> = ends
+        .iter()
+        .zip(planners)
+        .map(|(end, planner)| Finish {
+            end,
+            now_ms: T + 10,
+            planner,
+        })
+        .collect();
+    let after = store.finish_attempts(&batch).await.unwrap();
+    assert!(after.iter().all(Option::is_some), "every end recorded");
+    let stored = snapshot(store, "e1").await;
+    assert_eq!(run(&stored, "join").status, TaskRunStatus::Ready);
+    assert_eq!(other_runs.load(Ordering::Relaxed), 1);
+    // SQLite records every end first, then plans: the shared planner runs
+    // for the first end and again after the other one. PostgreSQL plans
+    // after each end.
+    let expected = if db.url.starts_with("sqlite") { 2 } else { 3 };
+    assert_eq!(shared_runs.load(Ordering::Relaxed), expected);
 }
 
 /// Execution e1 (a, then b) with a claimed by r1 and its successful end,

@@ -7,7 +7,7 @@ use std::time::Duration;
 use serde_json::json;
 use tracing::Instrument;
 
-use super::group_commit::{OwnedPlanner, QueuedEnd, Write, WriteResult};
+use super::group_commit::{EndPlanner, QueuedEnd, Write, WriteResult};
 use super::{Shared, planner};
 use crate::error::RunnerError;
 use crate::sandbox::{AttemptReport, AttemptRequest, Outcome};
@@ -52,18 +52,16 @@ pub(crate) async fn run_claim(shared: Arc<Shared>, claim: Claim) {
             Err(error) => setup_failure(&shared, &claim, &error),
         };
         tracing::info!(outcome = %end.outcome, "attempt ended");
-        let now = now_ms();
-        let planner = move |snapshot: &Snapshot| planner::plan(&workflow, snapshot, now);
-        record(&shared, end, now, Box::new(planner)).await;
+        record(&shared, end, EndPlanner::Workflow(workflow)).await;
     }
     .instrument(span)
     .await
 }
 
-async fn record(shared: &Shared, end: AttemptEnd, now: i64, planner: OwnedPlanner) {
+async fn record(shared: &Shared, end: AttemptEnd, planner: EndPlanner) {
     let queued = QueuedEnd {
         end,
-        now_ms: now,
+        now_ms: now_ms(),
         planner,
     };
     let recorded = match shared.write(Write::End(queued)).await {
@@ -72,7 +70,7 @@ async fn record(shared: &Shared, end: AttemptEnd, now: i64, planner: OwnedPlanne
     };
     match recorded {
         Some(Ok(Some(snapshot))) => {
-            shared.progress.publish(&snapshot);
+            shared.progress.publish_shared(&snapshot);
             // Only new work is worth a claim: an empty one still costs a
             // transaction (on SQLite, one every other write waits for).
             if snapshot
@@ -108,7 +106,7 @@ async fn fail_execution(shared: &Shared, claim: &Claim, error: &RunnerError) {
             finish: Some((ExecutionStatus::Failed, Some(reason.clone()))),
         }
     };
-    record(shared, end, now_ms(), Box::new(planner)).await;
+    record(shared, end, EndPlanner::Custom(Box::new(planner))).await;
 }
 
 async fn attempt(

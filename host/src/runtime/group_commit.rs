@@ -12,15 +12,18 @@
 //! everything queued (its own item among them), and the others wait for
 //! their results, so nothing needs shutting down.
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::sync::{Arc, Mutex};
 
 use tokio::sync::oneshot;
 
+use super::planner;
 use crate::store::{
     AttemptEnd, Claim, ClaimRequest, Finish, NewExecution, Plan, Snapshot, Store, StoreError,
     WriteBatch, now_ms,
 };
+use crate::workflow::Workflow;
 
 /// Commits items of type `T` in batches, each caller getting its own `R`.
 pub(crate) struct GroupCommit<T, R> {
@@ -122,11 +125,21 @@ impl Drop for FinishOnDrop {
 /// another attempt's task).
 pub(crate) type OwnedPlanner = Box<dyn Fn(&Snapshot) -> Plan + Send + Sync>;
 
+/// What decides the steps that follow an attempt end.
+pub(crate) enum EndPlanner {
+    /// The workflow's own rules ([`planner::plan`]). The ends of one
+    /// execution in a batch share one such planner, so a store that
+    /// records them all first plans the execution once, not once per end.
+    Workflow(Arc<Workflow>),
+    /// Anything else, run for this end alone.
+    Custom(OwnedPlanner),
+}
+
 /// An attempt end waiting to be recorded.
 pub(crate) struct QueuedEnd {
     pub(crate) end: AttemptEnd,
     pub(crate) now_ms: i64,
-    pub(crate) planner: OwnedPlanner,
+    pub(crate) planner: EndPlanner,
 }
 
 /// A write waiting for the next transaction.
@@ -142,8 +155,9 @@ pub(crate) enum Write {
 /// What became of a [`Write`], of the same kind.
 pub(crate) enum WriteResult {
     Created(Result<(), StoreError>),
-    /// See [`Store::finish_attempt`].
-    Recorded(Result<Option<Snapshot>, StoreError>),
+    /// See [`Store::finish_attempts`]: ends of one execution in a batch
+    /// share its snapshot.
+    Recorded(Result<Option<Arc<Snapshot>>, StoreError>),
     Claimed(Result<Vec<Claim>, StoreError>),
 }
 
@@ -172,12 +186,16 @@ pub(crate) async fn write(store: Arc<dyn Store>, batch: Vec<Write>) -> Vec<Write
             }
         })
         .collect();
+    let workflow_planners = workflow_planners(&ends);
     let finishes: Vec<Finish<'_>> = ends
         .iter()
         .map(|q| Finish {
             end: &q.end,
             now_ms: q.now_ms,
-            planner: &*q.planner,
+            planner: match &q.planner {
+                EndPlanner::Workflow(_) => &*workflow_planners[q.end.claim.execution_id.as_str()],
+                EndPlanner::Custom(planner) => &**planner,
+            },
         })
         .collect();
     let mut claims = claims.iter();
@@ -226,6 +244,29 @@ pub(crate) async fn write(store: Arc<dyn Store>, batch: Vec<Write>) -> Vec<Write
         .collect()
 }
 
+/// One workflow planner per execution with ends in `ends`, at the time of
+/// its last end (the time only stamps the steps it makes ready).
+fn workflow_planners(ends: &[QueuedEnd]) -> HashMap<&str, OwnedPlanner> {
+    let mut latest: HashMap<&str, (&Arc<Workflow>, i64)> = HashMap::new();
+    for queued in ends {
+        if let EndPlanner::Workflow(workflow) = &queued.planner {
+            let at = latest
+                .entry(&queued.end.claim.execution_id)
+                .or_insert((workflow, queued.now_ms));
+            *at = (workflow, at.1.max(queued.now_ms));
+        }
+    }
+    latest
+        .into_iter()
+        .map(|(id, (workflow, now_ms))| {
+            let workflow = workflow.clone();
+            let planner: OwnedPlanner =
+                Box::new(move |snapshot: &Snapshot| planner::plan(&workflow, snapshot, now_ms));
+            (id, planner)
+        })
+        .collect()
+}
+
 #[derive(Clone, Copy)]
 enum Kind {
     Create,
@@ -268,8 +309,8 @@ async fn created_each(
 async fn recorded_each(
     store: &dyn Store,
     batch: &[Finish<'_>],
-    together: Result<Vec<Option<Snapshot>>, StoreError>,
-) -> Vec<Result<Option<Snapshot>, StoreError>> {
+    together: Result<Vec<Option<Arc<Snapshot>>>, StoreError>,
+) -> Vec<Result<Option<Arc<Snapshot>>, StoreError>> {
     match together {
         Ok(after) => after.into_iter().map(Ok).collect(),
         Err(error) if batch.len() == 1 => vec![Err(error)],
@@ -277,7 +318,8 @@ async fn recorded_each(
             tracing::warn!(%error, ends = batch.len(), "recording a batch failed; recording its ends one by one");
             let mut results = Vec::with_capacity(batch.len());
             for f in batch {
-                results.push(store.finish_attempt(f.end, f.now_ms, f.planner).await);
+                let after = store.finish_attempt(f.end, f.now_ms, f.planner).await;
+                results.push(after.map(|after| after.map(Arc::new)));
             }
             results
         }

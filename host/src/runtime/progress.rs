@@ -1,6 +1,7 @@
 //! Live progress of executions, for handles that watch them.
 
 use std::collections::BTreeMap;
+use std::sync::{Arc, Weak};
 
 use dashmap::DashMap;
 use serde::Serialize;
@@ -34,24 +35,32 @@ impl From<&Snapshot> for ExecutionProgress {
 /// watching and the execution runs.
 #[derive(Default)]
 pub(crate) struct Progress {
-    senders: DashMap<String, watch::Sender<ExecutionProgress>>,
+    senders: DashMap<String, Watched>,
+}
+
+/// The channel of one watched execution.
+struct Watched {
+    sender: watch::Sender<ExecutionProgress>,
+    /// The shared snapshot published last: the ends of one batch share
+    /// their execution's snapshot, which is published once, not per end.
+    last: Weak<Snapshot>,
 }
 
 impl Progress {
     pub(crate) fn subscribe(&self, snapshot: &Snapshot) -> watch::Receiver<ExecutionProgress> {
         let id = snapshot.execution.id.clone();
-        let entry = self
-            .senders
-            .entry(id)
-            .or_insert_with(|| watch::Sender::new(ExecutionProgress::from(snapshot)));
-        entry.subscribe()
+        let entry = self.senders.entry(id).or_insert_with(|| Watched {
+            sender: watch::Sender::new(ExecutionProgress::from(snapshot)),
+            last: Weak::new(),
+        });
+        entry.sender.subscribe()
     }
 
     /// Marks one step as running in the watched view (claims are not
     /// re-read from the store just to show them).
     pub(crate) fn running(&self, execution_id: &str, step_id: &str) {
-        if let Some(sender) = self.senders.get(execution_id) {
-            sender.send_modify(|p| {
+        if let Some(watched) = self.senders.get(execution_id) {
+            watched.sender.send_modify(|p| {
                 p.steps.insert(step_id.to_owned(), TaskRunStatus::Running);
             });
         }
@@ -65,12 +74,80 @@ impl Progress {
 
     pub(crate) fn publish(&self, snapshot: &Snapshot) {
         let id = &snapshot.execution.id;
-        if let Some(sender) = self.senders.get(id) {
-            sender.send_replace(ExecutionProgress::from(snapshot));
+        if let Some(watched) = self.senders.get(id) {
+            watched
+                .sender
+                .send_replace(ExecutionProgress::from(snapshot));
         }
+        self.forget_if_over(snapshot);
+    }
+
+    /// [`publish`](Self::publish) a snapshot several attempt ends share,
+    /// once: publishing it again would only repeat it (or undo a step
+    /// marked running since).
+    pub(crate) fn publish_shared(&self, snapshot: &Arc<Snapshot>) {
+        let id = &snapshot.execution.id;
+        if let Some(mut watched) = self.senders.get_mut(id) {
+            if std::ptr::eq(watched.last.as_ptr(), Arc::as_ptr(snapshot)) {
+                return;
+            }
+            watched.last = Arc::downgrade(snapshot);
+            watched
+                .sender
+                .send_replace(ExecutionProgress::from(&**snapshot));
+        }
+        self.forget_if_over(snapshot);
+    }
+
+    fn forget_if_over(&self, snapshot: &Snapshot) {
+        let id = &snapshot.execution.id;
         if snapshot.execution.status.is_final() {
             // Receivers keep the last value; the entry is no longer needed.
             self.senders.remove(id);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{NewExecution, StepChange};
+
+    fn snapshot(a: TaskRunStatus, b: TaskRunStatus) -> Arc<Snapshot> {
+        let pending = |step: &str| StepChange::Pending {
+            step_id: step.into(),
+        };
+        let new = NewExecution {
+            id: "e1".into(),
+            workflow: "w".into(),
+            workflow_version: "1".into(),
+            input: Default::default(),
+            steps: vec![pending("a"), pending("b")],
+            finish: None,
+        };
+        let mut snapshot = new.snapshot(0);
+        snapshot.runs[0].status = a;
+        snapshot.runs[1].status = b;
+        Arc::new(snapshot)
+    }
+
+    fn step(progress: &watch::Receiver<ExecutionProgress>, id: &str) -> TaskRunStatus {
+        progress.borrow().steps[id]
+    }
+
+    /// The ends of a batch share one snapshot: publishing it once per end
+    /// would undo a step marked running in between.
+    #[test]
+    fn a_shared_snapshot_is_published_once() {
+        let progress = Progress::default();
+        let first = snapshot(TaskRunStatus::Succeeded, TaskRunStatus::Ready);
+        let watch = progress.subscribe(&first);
+        progress.publish_shared(&first);
+        progress.running("e1", "b");
+        progress.publish_shared(&first);
+        assert_eq!(step(&watch, "b"), TaskRunStatus::Running);
+        let next = snapshot(TaskRunStatus::Succeeded, TaskRunStatus::Succeeded);
+        progress.publish_shared(&next);
+        assert_eq!(step(&watch, "b"), TaskRunStatus::Succeeded);
     }
 }

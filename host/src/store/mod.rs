@@ -258,7 +258,7 @@ pub trait Store: Send + Sync + 'static {
             planner,
         };
         let mut after = self.finish_attempts(std::slice::from_ref(&finish)).await?;
-        Ok(after.pop().flatten())
+        Ok(after.pop().flatten().map(Arc::unwrap_or_clone))
     }
 
     /// [`finish_attempt`](Store::finish_attempt) for several attempt ends in
@@ -267,12 +267,17 @@ pub trait Store: Send + Sync + 'static {
     /// PostgreSQL locks executions in id order; SQLite records every end,
     /// then re-plans each execution once, running its planners in turn).
     /// Returns one result per end, in the order given: its execution after
-    /// the end, which may already show later ends of the same batch. All or
-    /// nothing: on an error nothing is recorded.
+    /// the end, which may already show later ends of the same batch (ends
+    /// of one execution may then share one snapshot). All or nothing: on an
+    /// error nothing is recorded.
+    ///
+    /// Planners must be idempotent: run again on the state their own plan
+    /// made, they decide nothing new. One planner given for several ends of
+    /// an execution may then run once for all of them (SQLite does so).
     async fn finish_attempts(
         &self,
         batch: &[Finish<'_>],
-    ) -> Result<Vec<Option<Snapshot>>, StoreError>;
+    ) -> Result<Vec<Option<Arc<Snapshot>>>, StoreError>;
 
     /// Whether [`write`](Store::write) batches of every kind together pay
     /// off: true for a store with one writer (SQLite), where every

@@ -1,5 +1,7 @@
 //! Writes of several kinds committed together: see [`Store::write`](super::Store::write).
 
+use std::sync::Arc;
+
 use super::{Claim, Finish, NewExecution, Snapshot, Store, StoreError};
 
 /// A claim to make: see [`Store::claim`](super::Store::claim).
@@ -38,7 +40,7 @@ pub struct Written {
     /// Whether the executions were created (all or none).
     pub created: Result<(), StoreError>,
     /// One result per attempt end, in order (all or none recorded).
-    pub finished: Result<Vec<Option<Snapshot>>, StoreError>,
+    pub finished: Result<Vec<Option<Arc<Snapshot>>>, StoreError>,
     /// The task runs claimed.
     pub claimed: Result<Vec<Claim>, StoreError>,
 }
@@ -58,7 +60,7 @@ impl ClaimRequest {
 
 impl Written {
     /// Every part written in one transaction.
-    pub(crate) fn together(finished: Vec<Option<Snapshot>>, claimed: Vec<Claim>) -> Self {
+    pub(crate) fn together(finished: Vec<Option<Arc<Snapshot>>>, claimed: Vec<Claim>) -> Self {
         Self {
             created: Ok(()),
             finished: Ok(finished),

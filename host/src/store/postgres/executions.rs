@@ -7,6 +7,7 @@
 //! snapshot cannot change under it.
 
 use std::collections::BTreeSet;
+use std::sync::Arc;
 
 use sqlx::postgres::PgRow;
 use sqlx::{PgConnection, Row};
@@ -426,14 +427,14 @@ impl PostgresStore {
     pub(super) async fn finish_attempts(
         &self,
         batch: &[Finish<'_>],
-    ) -> Result<Vec<Option<Snapshot>>, StoreError> {
+    ) -> Result<Vec<Option<Arc<Snapshot>>>, StoreError> {
         self.retrying(|| self.finish_attempts_once(batch)).await
     }
 
     async fn finish_attempts_once(
         &self,
         batch: &[Finish<'_>],
-    ) -> Result<Vec<Option<Snapshot>>, StoreError> {
+    ) -> Result<Vec<Option<Arc<Snapshot>>>, StoreError> {
         let doing = "recording attempts";
         let mut tx = self.pool.begin().await.map_err(query_err(doing))?;
         let after = finish_in_order(&mut tx, batch).await?;
@@ -448,7 +449,7 @@ impl PostgresStore {
 async fn finish_in_order(
     conn: &mut PgConnection,
     batch: &[Finish<'_>],
-) -> Result<Vec<Option<Snapshot>>, StoreError> {
+) -> Result<Vec<Option<Arc<Snapshot>>>, StoreError> {
     let mut order: Vec<usize> = (0..batch.len()).collect();
     order.sort_by(|&a, &b| {
         let key = |i: usize| {
@@ -466,7 +467,9 @@ async fn finish_in_order(
             now_ms,
             planner,
         } = batch[i];
-        after[i] = finish_attempt(&mut *conn, end, now_ms, planner).await?;
+        after[i] = finish_attempt(&mut *conn, end, now_ms, planner)
+            .await?
+            .map(Arc::new);
     }
     Ok(after)
 }

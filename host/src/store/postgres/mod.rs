@@ -36,6 +36,7 @@ mod workflows;
 
 use std::borrow::Cow;
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::Connection;
@@ -372,7 +373,7 @@ impl Store for PostgresStore {
     async fn finish_attempts(
         &self,
         batch: &[Finish<'_>],
-    ) -> Result<Vec<Option<Snapshot>>, StoreError> {
+    ) -> Result<Vec<Option<Arc<Snapshot>>>, StoreError> {
         PostgresStore::finish_attempts(self, batch).await
     }
 

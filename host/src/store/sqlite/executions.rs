@@ -5,6 +5,8 @@
 //! transaction that reads first and writes later can fail with
 //! `SQLITE_BUSY` instead of waiting when another writer got in between.
 
+use std::sync::Arc;
+
 use sqlx::sqlite::SqliteRow;
 use sqlx::{Row, SqliteConnection};
 
@@ -319,7 +321,7 @@ impl SqliteStore {
     pub(super) async fn finish_attempts(
         &self,
         batch: &[Finish<'_>],
-    ) -> Result<Vec<Option<Snapshot>>, StoreError> {
+    ) -> Result<Vec<Option<Arc<Snapshot>>>, StoreError> {
         let doing = "recording attempts";
         let mut tx = self
             .pool

@@ -2,7 +2,8 @@
 //! a handful of statements whatever the batch's size: the task runs, the
 //! attempts, then one re-plan of each execution touched.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 
 use sqlx::{Row, SqliteConnection};
 
@@ -41,7 +42,7 @@ impl<'a> EndRow<'a> {
 pub(super) async fn finish_attempts(
     conn: &mut SqliteConnection,
     batch: &[Finish<'_>],
-) -> Result<Vec<Option<Snapshot>>, StoreError> {
+) -> Result<Vec<Option<Arc<Snapshot>>>, StoreError> {
     let doing = "recording attempts";
     let ends: Vec<EndRow<'_>> = batch.iter().map(EndRow::new).collect();
     // Guarded by the claim: a runner whose lease expired and whose task
@@ -132,7 +133,14 @@ pub(super) async fn finish_attempts(
             planner: end.finish.planner,
         })
         .collect();
-    let after = replan::replan(conn, &replans).await?;
+    // One snapshot per execution, shared by its ends: a wide execution's
+    // ends (a shutdown interrupting hundreds of its steps) are not each
+    // handed a copy of every step.
+    let after: HashMap<String, Arc<Snapshot>> = replan::replan(conn, &replans)
+        .await?
+        .into_iter()
+        .map(|(id, snapshot)| (id, Arc::new(snapshot)))
+        .collect();
     Ok(ends
         .iter()
         .zip(is_recorded)

@@ -9,6 +9,7 @@ mod schedules;
 mod workflows;
 
 use std::str::FromStr;
+use std::sync::Arc;
 
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
 
@@ -216,7 +217,7 @@ impl Store for SqliteStore {
     async fn finish_attempts(
         &self,
         batch: &[Finish<'_>],
-    ) -> Result<Vec<Option<Snapshot>>, StoreError> {
+    ) -> Result<Vec<Option<Arc<Snapshot>>>, StoreError> {
         SqliteStore::finish_attempts(self, batch).await
     }
 

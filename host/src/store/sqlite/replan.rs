@@ -79,7 +79,9 @@ pub(super) async fn load_snapshot(
 /// see the changes of the ones before) on the executions as stored, writes
 /// what changed, and returns the executions after, by id. An execution
 /// already over is left as it is; one that does not exist is missing from
-/// the map.
+/// the map. A planner that has just run on an execution is not run on it
+/// again: nothing but its own plan changed the execution since, and a
+/// planner decides nothing new from the state its own plan made.
 pub(super) async fn replan(
     conn: &mut SqliteConnection,
     batch: &[Replan<'_>],
@@ -94,6 +96,7 @@ pub(super) async fn replan(
         })
         .collect();
     let mut changed_at: HashMap<&str, i64> = HashMap::new();
+    let mut last_run: HashMap<&str, Planner<'_>> = HashMap::new();
     for request in batch {
         let Some(snapshot) = snapshots.get_mut(request.id) else {
             continue;
@@ -101,7 +104,13 @@ pub(super) async fn replan(
         if snapshot.execution.status.is_final() {
             continue;
         }
-        let plan = (request.planner)(snapshot);
+        let planner = request.planner;
+        if let Some(last) = last_run.insert(request.id, planner)
+            && std::ptr::addr_eq(last, planner)
+        {
+            continue;
+        }
+        let plan = planner(snapshot);
         snapshot.apply(&plan, request.now_ms);
         changed_at.insert(request.id, request.now_ms);
     }

@@ -1211,6 +1211,11 @@ async fn lost_lease_changes_nothing(db: Db) {
     );
     assert_eq!(statuses(&snapshot(store, "e1").await), statuses(&before));
     assert_eq!(run(&snapshot(store, "e1").await, "a"), run(&before, "a"));
+    let attempts = store.attempts("e1", None).await.unwrap();
+    assert!(
+        attempts.iter().all(|a| a.outcome.is_none()),
+        "the attempt is not recorded either: {attempts:?}"
+    );
 
     // The lease expires, the run goes to r2; r1's late result is dropped.
     let reaped = store
@@ -1223,6 +1228,7 @@ async fn lost_lease_changes_nothing(db: Db) {
         .try_into()
         .expect("a again");
     assert_eq!((claim2.attempts, claim2.number), (1, 2));
+    let attempts_before = store.attempts("e1", None).await.unwrap();
     let late = store
         .finish_attempt(
             &end(&claim1, "r1", AttemptResult::Failed("late".into())),
@@ -1232,6 +1238,7 @@ async fn lost_lease_changes_nothing(db: Db) {
         .await
         .unwrap();
     assert!(late.is_none(), "r1 lost its claim");
+    assert_eq!(store.attempts("e1", None).await.unwrap(), attempts_before);
     let s = snapshot(store, "e1").await;
     let a = run(&s, "a");
     assert_eq!(

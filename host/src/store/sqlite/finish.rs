@@ -45,34 +45,59 @@ pub(super) async fn finish_attempts(
 ) -> Result<Vec<Option<Arc<Snapshot>>>, StoreError> {
     let doing = "recording attempts";
     let ends: Vec<EndRow<'_>> = batch.iter().map(EndRow::new).collect();
-    // Guarded by the claim: a runner whose lease expired and whose task
-    // run went to another runner changes nothing.
-    let recorded = bulk::rows(
-        conn,
-        doing,
-        "WITH v(e, s, n, runner, status, output, error, not_before, uncount, now) AS (",
-        &ends,
+    let logs: Vec<String> = ends
+        .iter()
+        .map(|end| end.finish.end.logs.to_string())
+        .collect();
+    let rows: Vec<(&EndRow<'_>, &String)> = ends.iter().zip(&logs).collect();
+    // Both guarded by the claim (the attempt first, while its task run is
+    // still as claimed): a runner whose lease expired and whose task run
+    // went to another runner changes nothing. One round trip for both.
+    const VALUES: &str = "WITH v(e, s, n, runner, status, output, error, not_before, uncount, now,
+                                 outcome, attempt_error, logs, stdout, stderr) AS (";
+    const CLAIM_HELD: &str = "task_runs.execution_id = v.e AND task_runs.step_id = v.s
+                              AND task_runs.status = 'running' AND task_runs.claimed_by = v.runner
+                              AND task_runs.attempt_number = v.n";
+    let update_attempts = format!(
+        ") UPDATE attempts
+           SET finished_at = v.now, outcome = v.outcome, error = v.attempt_error, logs = v.logs,
+               stdout = v.stdout, stderr = v.stderr
+           FROM v
+           WHERE attempts.execution_id = v.e AND attempts.step_id = v.s AND attempts.number = v.n
+             AND EXISTS (SELECT 1 FROM task_runs WHERE {CLAIM_HELD})"
+    );
+    let update_runs = format!(
         ") UPDATE task_runs
            SET status = v.status, output = v.output, error = COALESCE(v.error, task_runs.error),
                not_before = v.not_before, attempts = task_runs.attempts - v.uncount,
                claimed_by = NULL, lease_until = NULL, updated_at = v.now
            FROM v
-           WHERE task_runs.execution_id = v.e AND task_runs.step_id = v.s
-             AND task_runs.status = 'running' AND task_runs.claimed_by = v.runner
-             AND task_runs.attempt_number = v.n
-           RETURNING task_runs.execution_id, task_runs.step_id, task_runs.attempt_number",
-        |mut row, end| {
+           WHERE {CLAIM_HELD}
+           RETURNING task_runs.execution_id, task_runs.step_id, task_runs.attempt_number"
+    );
+    let recorded = bulk::statements(
+        conn,
+        doing,
+        &[(VALUES, &update_attempts), (VALUES, &update_runs)],
+        &rows,
+        |mut row, (end, logs)| {
             let (execution_id, step_id, number) = end.key();
+            let attempt = end.finish.end;
             row.push_bind(execution_id)
                 .push_bind(step_id)
                 .push_bind(number)
-                .push_bind(end.finish.end.runner_id.as_str())
+                .push_bind(attempt.runner_id.as_str())
                 .push_bind(end.run.status.as_str())
                 .push_bind(end.run.output.as_deref())
                 .push_bind(end.run.error)
                 .push_bind(end.run.not_before_ms)
                 .push_bind(i64::from(end.run.uncounted))
-                .push_bind(end.finish.now_ms);
+                .push_bind(end.finish.now_ms)
+                .push_bind(attempt.outcome.as_str())
+                .push_bind(attempt.attempt_error())
+                .push_bind(logs.as_str())
+                .push_bind(attempt.stdout.as_str())
+                .push_bind(attempt.stderr.as_str());
         },
     )
     .await?;
@@ -95,36 +120,6 @@ pub(super) async fn finish_attempts(
         .zip(&is_recorded)
         .filter_map(|(end, &recorded)| recorded.then_some(end))
         .collect();
-    let logs: Vec<String> = recorded
-        .iter()
-        .map(|end| end.finish.end.logs.to_string())
-        .collect();
-    let attempts: Vec<(&EndRow<'_>, &String)> = recorded.iter().copied().zip(&logs).collect();
-    bulk::rows(
-        conn,
-        doing,
-        "WITH v(e, s, n, now, outcome, error, logs, stdout, stderr) AS (",
-        &attempts,
-        ") UPDATE attempts
-           SET finished_at = v.now, outcome = v.outcome, error = v.error, logs = v.logs,
-               stdout = v.stdout, stderr = v.stderr
-           FROM v
-           WHERE attempts.execution_id = v.e AND attempts.step_id = v.s AND attempts.number = v.n",
-        |mut row, (end, logs)| {
-            let (execution_id, step_id, number) = end.key();
-            let attempt = end.finish.end;
-            row.push_bind(execution_id)
-                .push_bind(step_id)
-                .push_bind(number)
-                .push_bind(end.finish.now_ms)
-                .push_bind(attempt.outcome.as_str())
-                .push_bind(attempt.attempt_error())
-                .push_bind(logs.as_str())
-                .push_bind(attempt.stdout.as_str())
-                .push_bind(attempt.stderr.as_str());
-        },
-    )
-    .await?;
     let replans: Vec<Replan<'_>> = recorded
         .iter()
         .map(|end| Replan {

@@ -29,36 +29,37 @@ pub(super) async fn load_snapshots(
     let mut distinct = ids.to_vec();
     distinct.sort_unstable();
     distinct.dedup();
-    let executions = bulk::rows(
+    // Both tables in one round trip: rows with a `step_id` are task runs.
+    let rows = bulk::statements(
         conn,
         doing,
-        "WITH v(id) AS (",
+        &[
+            (
+                "WITH v(id) AS (",
+                ") SELECT e.* FROM executions e JOIN v ON e.id = v.id",
+            ),
+            (
+                "WITH v(id) AS (",
+                ") SELECT t.* FROM task_runs t JOIN v ON t.execution_id = v.id
+                   ORDER BY t.execution_id, t.step_id",
+            ),
+        ],
         &distinct,
-        ") SELECT e.* FROM executions e JOIN v ON e.id = v.id",
         |mut row, id| {
             row.push_bind(*id);
         },
     )
     .await?;
+    let (runs, executions): (Vec<_>, Vec<_>) = rows
+        .iter()
+        .partition(|row| row.try_column("step_id").is_ok());
     let mut snapshots = HashMap::with_capacity(executions.len());
-    for row in &executions {
+    for row in executions {
         let execution = execution_record(row)?;
         let runs = Vec::new();
         snapshots.insert(execution.id.clone(), Snapshot { execution, runs });
     }
-    let runs = bulk::rows(
-        conn,
-        doing,
-        "WITH v(id) AS (",
-        &distinct,
-        ") SELECT t.* FROM task_runs t JOIN v ON t.execution_id = v.id
-           ORDER BY t.execution_id, t.step_id",
-        |mut row, id| {
-            row.push_bind(*id);
-        },
-    )
-    .await?;
-    for row in &runs {
+    for row in runs {
         let execution_id: String = row.try_get("execution_id").map_err(query_err(doing))?;
         if let Some(snapshot) = snapshots.get_mut(&execution_id) {
             snapshot.runs.push(task_run_record(row)?);

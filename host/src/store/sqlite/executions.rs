@@ -111,10 +111,12 @@ pub(super) async fn insert_executions(
     batch: &[NewExecution],
     now_ms: i64,
 ) -> Result<(), StoreError> {
-    let doing = "creating executions";
-    bulk::rows(
-        conn,
-        doing,
+    let runs: Vec<(&str, &StepChange)> = batch
+        .iter()
+        .flat_map(|new| new.steps.iter().map(|step| (new.id.as_str(), step)))
+        .collect();
+    let mut query = bulk::Statements::default();
+    query.push(
         "INSERT INTO executions
            (id, workflow, workflow_version, input, status, error, created_at, finished_at) ",
         batch,
@@ -134,15 +136,8 @@ pub(super) async fn insert_executions(
                 .push_bind(now_ms)
                 .push_bind(new.finish.as_ref().map(|_| now_ms));
         },
-    )
-    .await?;
-    let runs: Vec<(&str, &StepChange)> = batch
-        .iter()
-        .flat_map(|new| new.steps.iter().map(|step| (new.id.as_str(), step)))
-        .collect();
-    bulk::rows(
-        conn,
-        doing,
+    );
+    query.push(
         "INSERT INTO task_runs (execution_id, step_id, status, input, not_before, updated_at) ",
         &runs,
         "",
@@ -168,8 +163,8 @@ pub(super) async fn insert_executions(
                 .push_bind(not_before)
                 .push_bind(now_ms);
         },
-    )
-    .await?;
+    );
+    query.run(conn, "creating executions").await?;
     Ok(())
 }
 
@@ -186,7 +181,10 @@ async fn claim(
         now_ms,
     } = request;
     // One statement claims the batch and returns what each claim needs
-    // (its workflow version too); one more records its attempts.
+    // (its workflow version too); the next, in the same round trip, records
+    // an attempt for each run it claimed: those held by this runner, stamped
+    // now, whose attempt number has no attempt yet (a claim numbers its
+    // attempt one past the last recorded one).
     let rows = sqlx::query(
         "UPDATE task_runs SET status = 'running', claimed_by = ?1, lease_until = ?2,
                     attempts = attempts + 1, updated_at = ?3,
@@ -200,7 +198,13 @@ async fn claim(
                        (SELECT workflow FROM executions e
                         WHERE e.id = task_runs.execution_id) AS workflow,
                        (SELECT workflow_version FROM executions e
-                        WHERE e.id = task_runs.execution_id) AS workflow_version",
+                        WHERE e.id = task_runs.execution_id) AS workflow_version;
+         INSERT INTO attempts (execution_id, step_id, number, runner_id, started_at)
+             SELECT t.execution_id, t.step_id, t.attempt_number, ?1, ?3 FROM task_runs t
+             WHERE t.status = 'running' AND t.claimed_by = ?1 AND t.updated_at = ?3
+               AND NOT EXISTS (SELECT 1 FROM attempts a
+                               WHERE a.execution_id = t.execution_id
+                                 AND a.step_id = t.step_id AND a.number = t.attempt_number)",
     )
     .bind(runner_id)
     .bind(*lease_until_ms)
@@ -225,21 +229,6 @@ async fn claim(
             number: u32::try_from(number).unwrap_or_default(),
         });
     }
-    bulk::rows(
-        &mut *conn,
-        doing,
-        "INSERT INTO attempts (execution_id, step_id, number, runner_id, started_at) ",
-        &claims,
-        "",
-        |mut row, claim| {
-            row.push_bind(&claim.execution_id)
-                .push_bind(&claim.step_id)
-                .push_bind(i64::from(claim.number))
-                .push_bind(runner_id.as_str())
-                .push_bind(*now_ms);
-        },
-    )
-    .await?;
     Ok(claims)
 }
 

@@ -5,7 +5,8 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
-use sqlx::{Row, SqliteConnection};
+use sqlx::query_builder::Separated;
+use sqlx::{Row, Sqlite, SqliteConnection};
 
 use super::replan::{self, Replan};
 use super::{bulk, query_err};
@@ -75,32 +76,10 @@ pub(super) async fn finish_attempts(
            WHERE {CLAIM_HELD}
            RETURNING task_runs.execution_id, task_runs.step_id, task_runs.attempt_number"
     );
-    let recorded = bulk::statements(
-        conn,
-        doing,
-        &[(VALUES, &update_attempts), (VALUES, &update_runs)],
-        &rows,
-        |mut row, (end, logs)| {
-            let (execution_id, step_id, number) = end.key();
-            let attempt = end.finish.end;
-            row.push_bind(execution_id)
-                .push_bind(step_id)
-                .push_bind(number)
-                .push_bind(attempt.runner_id.as_str())
-                .push_bind(end.run.status.as_str())
-                .push_bind(end.run.output.as_deref())
-                .push_bind(end.run.error)
-                .push_bind(end.run.not_before_ms)
-                .push_bind(i64::from(end.run.uncounted))
-                .push_bind(end.finish.now_ms)
-                .push_bind(attempt.outcome.as_str())
-                .push_bind(attempt.attempt_error())
-                .push_bind(logs.as_str())
-                .push_bind(attempt.stdout.as_str())
-                .push_bind(attempt.stderr.as_str());
-        },
-    )
-    .await?;
+    let mut query = bulk::Statements::default();
+    query.push(VALUES, &rows, &update_attempts, bind_end);
+    query.push(VALUES, &rows, &update_runs, bind_end);
+    let recorded = query.run(conn, doing).await?;
     let mut keys = HashSet::with_capacity(recorded.len());
     for row in &recorded {
         let execution_id: String = row.try_get("execution_id").map_err(query_err(doing))?;
@@ -141,4 +120,28 @@ pub(super) async fn finish_attempts(
         .zip(is_recorded)
         .map(|(end, recorded)| recorded.then(|| after.get(end.key().0).cloned()).flatten())
         .collect())
+}
+
+/// Binds one row of the `VALUES` list that both end updates read.
+fn bind_end<'a>(
+    mut row: Separated<'_, 'a, Sqlite, &'static str>,
+    (end, logs): &'a (&EndRow<'_>, &String),
+) {
+    let (execution_id, step_id, number) = end.key();
+    let attempt = end.finish.end;
+    row.push_bind(execution_id)
+        .push_bind(step_id)
+        .push_bind(number)
+        .push_bind(attempt.runner_id.as_str())
+        .push_bind(end.run.status.as_str())
+        .push_bind(end.run.output.as_deref())
+        .push_bind(end.run.error)
+        .push_bind(end.run.not_before_ms)
+        .push_bind(i64::from(end.run.uncounted))
+        .push_bind(end.finish.now_ms)
+        .push_bind(attempt.outcome.as_str())
+        .push_bind(attempt.attempt_error())
+        .push_bind(logs.as_str())
+        .push_bind(attempt.stdout.as_str())
+        .push_bind(attempt.stderr.as_str());
 }

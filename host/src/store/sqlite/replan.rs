@@ -5,7 +5,8 @@
 
 use std::collections::HashMap;
 
-use sqlx::{Row, SqliteConnection};
+use sqlx::query_builder::Separated;
+use sqlx::{Row, Sqlite, SqliteConnection};
 
 use super::bulk;
 use super::executions::{execution_record, task_run_record};
@@ -30,26 +31,21 @@ pub(super) async fn load_snapshots(
     distinct.sort_unstable();
     distinct.dedup();
     // Both tables in one round trip: rows with a `step_id` are task runs.
-    let rows = bulk::statements(
-        conn,
-        doing,
-        &[
-            (
-                "WITH v(id) AS (",
-                ") SELECT e.* FROM executions e JOIN v ON e.id = v.id",
-            ),
-            (
-                "WITH v(id) AS (",
-                ") SELECT t.* FROM task_runs t JOIN v ON t.execution_id = v.id
-                   ORDER BY t.execution_id, t.step_id",
-            ),
-        ],
+    let mut query = bulk::Statements::default();
+    query.push(
+        "WITH v(id) AS (",
         &distinct,
-        |mut row, id| {
-            row.push_bind(*id);
-        },
-    )
-    .await?;
+        ") SELECT e.* FROM executions e JOIN v ON e.id = v.id",
+        bind_id,
+    );
+    query.push(
+        "WITH v(id) AS (",
+        &distinct,
+        ") SELECT t.* FROM task_runs t JOIN v ON t.execution_id = v.id
+           ORDER BY t.execution_id, t.step_id",
+        bind_id,
+    );
+    let rows = query.run(conn, doing).await?;
     let (runs, executions): (Vec<_>, Vec<_>) = rows
         .iter()
         .partition(|row| row.try_column("step_id").is_ok());
@@ -66,6 +62,10 @@ pub(super) async fn load_snapshots(
         }
     }
     Ok(snapshots)
+}
+
+fn bind_id<'a>(mut row: Separated<'_, 'a, Sqlite, &'static str>, id: &'a &str) {
+    row.push_bind(*id);
 }
 
 /// Execution `id` with its task runs, `None` if there is none.

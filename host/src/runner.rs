@@ -197,7 +197,6 @@ impl RunnerBuilder {
             running: Default::default(),
             slots: Arc::new(Semaphore::new(self.concurrency)),
             wake: Default::default(),
-            slot_freed: Default::default(),
             progress: Progress::default(),
             writers: Default::default(),
             stop_claiming: CancellationToken::new(),

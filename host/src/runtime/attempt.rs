@@ -8,7 +8,7 @@ use serde_json::json;
 use tracing::Instrument;
 
 use super::group_commit::{EndPlanner, QueuedEnd, Write, WriteResult};
-use super::{Shared, Slot, planner};
+use super::{Shared, planner};
 use crate::error::RunnerError;
 use crate::sandbox::{AttemptReport, AttemptRequest, Outcome};
 use crate::store::{
@@ -17,11 +17,10 @@ use crate::store::{
 };
 use crate::workflow::{FailureKind, NextAttempt, RetryPolicy, TaskDefaults, Workflow};
 
-/// Runs `claim` in `slot` and records it, freeing the slot as soon as the
-/// guest has returned. Errors are logged: an attempt whose end could not
-/// be recorded keeps its lease until it expires, then the reaper returns it
-/// to the queue.
-pub(crate) async fn run_claim(shared: Arc<Shared>, claim: Claim, slot: Slot) {
+/// Runs `claim` and records it. Errors are logged: an attempt whose end
+/// could not be recorded keeps its lease until it expires, then the reaper
+/// returns it to the queue.
+pub(crate) async fn run_claim(shared: Arc<Shared>, claim: Claim) {
     let span = tracing::info_span!(
         "task_run",
         execution = %claim.execution_id,
@@ -43,7 +42,6 @@ pub(crate) async fn run_claim(shared: Arc<Shared>, claim: Claim, slot: Slot) {
         shared.progress.running(&claim.execution_id, &claim.step_id);
         let ran = attempt(&shared, &workflow, &claim, &control).await;
         shared.running.remove(&key);
-        drop(slot);
         let end = match ran {
             Ok((report, retry)) => end_of(&shared, &claim, &report, &retry),
             // Halted while loading the plugin: not the task's fault either.

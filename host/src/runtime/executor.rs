@@ -4,7 +4,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::OwnedSemaphorePermit;
 use tokio::task::JoinSet;
 use tokio::time::{Instant, sleep, sleep_until};
 
@@ -42,9 +41,9 @@ pub(crate) async fn run_executor(
         usize::try_from(shared.config.claim_batch).unwrap_or(usize::MAX),
     );
     // Free slots needed before claiming: a batch's worth under backlog
-    // (while attempts hold slots they will free), else one.
-    let claim_threshold = |backlog: bool, free: usize| {
-        if backlog && free < capacity {
+    // (while attempts are in flight to free more), else one.
+    let claim_threshold = |backlog: bool, attempts: &JoinSet<()>| {
+        if backlog && !attempts.is_empty() {
             batch_threshold
         } else {
             1
@@ -63,7 +62,7 @@ pub(crate) async fn run_executor(
             }
         }
         let free = shared.slots.available_permits();
-        let threshold = claim_threshold(backlog, free);
+        let threshold = claim_threshold(backlog, &attempts);
         if free >= threshold {
             let want = u32::try_from(free)
                 .unwrap_or(u32::MAX)
@@ -79,18 +78,17 @@ pub(crate) async fn run_executor(
                 Ok(claims) => {
                     let claimed = claims.len();
                     for claim in claims {
-                        let Ok(permit) = shared.slots.clone().try_acquire_owned() else {
+                        let Ok(slot) = shared.slots.clone().try_acquire_owned() else {
                             break;
                         };
-                        let slot = Slot {
-                            permit: Some(permit),
-                            shared: shared.clone(),
-                        };
-                        attempts.spawn(run_claim(shared.clone(), claim, slot));
+                        let shared = shared.clone();
+                        attempts.spawn(async move {
+                            run_claim(shared, claim).await;
+                            drop(slot);
+                        });
                     }
                     backlog = claimed as u32 == want;
-                    let free = shared.slots.available_permits();
-                    if backlog && free >= claim_threshold(backlog, free) {
+                    if backlog && shared.slots.available_permits() >= threshold {
                         // There may be more: claim again at once.
                         continue;
                     }
@@ -99,12 +97,12 @@ pub(crate) async fn run_executor(
             }
         }
         let free = shared.slots.available_permits();
-        let threshold = claim_threshold(backlog, free);
+        let threshold = claim_threshold(backlog, &attempts);
         tokio::select! {
             biased;
             () = shared.stop_claiming.cancelled() => {}
             () = shared.wake.notified(), if free >= threshold => {}
-            () = shared.slot_freed.notified(), if free < threshold => {}
+            Some(_) = attempts.join_next(), if free < threshold => {}
             () = sleep(shared.config.poll_interval) => {
                 // No batch's worth of slots freed up within a poll interval
                 // (the attempts left run long): claim for the free ones.
@@ -114,23 +112,6 @@ pub(crate) async fn run_executor(
     }
     let grace = *grace.borrow();
     drain(&shared, attempts, grace).await
-}
-
-/// The right to run one attempt on this runner, held from its claim until
-/// its guest has returned. Recording the end needs no slot, so a claim for
-/// the slot can go in the same transaction as the end. Freeing it wakes the
-/// claim loop, which may be waiting for a batch's worth of free slots.
-pub(crate) struct Slot {
-    permit: Option<OwnedSemaphorePermit>,
-    shared: Arc<Shared>,
-}
-
-impl Drop for Slot {
-    fn drop(&mut self) {
-        // Freed before the wake-up, so the claim loop sees it free.
-        drop(self.permit.take());
-        self.shared.slot_freed.notify_one();
-    }
 }
 
 /// Aborts a task when dropped: the wake-up listener lives exactly as long

@@ -26,7 +26,7 @@ use crate::store::Store;
 use group_commit::{GroupCommit, Write, WriteResult};
 
 pub(crate) use catalog::Catalog;
-pub(crate) use executor::{DrainReport, Slot, run_executor};
+pub(crate) use executor::{DrainReport, run_executor};
 pub(crate) use leases::run_lease_keeper;
 pub(crate) use progress::Progress;
 pub(crate) use scheduler::{fire_due, run_scheduler};
@@ -54,8 +54,6 @@ pub(crate) struct Shared {
     pub(crate) slots: Arc<Semaphore>,
     /// Rung when work may have become ready.
     pub(crate) wake: Notify,
-    /// Rung when an attempt frees its slot.
-    pub(crate) slot_freed: Notify,
     /// Live progress of executions someone watches.
     pub(crate) progress: Progress,
     /// Submitted executions, attempt ends and claims, several per

@@ -50,35 +50,50 @@ pub(super) async fn finish_attempts(
         .iter()
         .map(|end| end.finish.end.logs.to_string())
         .collect();
-    let rows: Vec<(&EndRow<'_>, &String)> = ends.iter().zip(&logs).collect();
+    let attempts: Vec<(&EndRow<'_>, &String)> = ends.iter().zip(&logs).collect();
     // Both guarded by the claim (the attempt first, while its task run is
     // still as claimed): a runner whose lease expired and whose task run
     // went to another runner changes nothing. One round trip for both.
-    const VALUES: &str = "WITH v(e, s, n, runner, status, output, error, not_before, uncount, now,
-                                 outcome, attempt_error, logs, stdout, stderr) AS (";
-    const CLAIM_HELD: &str = "task_runs.execution_id = v.e AND task_runs.step_id = v.s
-                              AND task_runs.status = 'running' AND task_runs.claimed_by = v.runner
-                              AND task_runs.attempt_number = v.n";
-    let update_attempts = format!(
-        ") UPDATE attempts
-           SET finished_at = v.now, outcome = v.outcome, error = v.attempt_error, logs = v.logs,
-               stdout = v.stdout, stderr = v.stderr
-           FROM v
-           WHERE attempts.execution_id = v.e AND attempts.step_id = v.s AND attempts.number = v.n
-             AND EXISTS (SELECT 1 FROM task_runs WHERE {CLAIM_HELD})"
-    );
-    let update_runs = format!(
-        ") UPDATE task_runs
-           SET status = v.status, output = v.output, error = COALESCE(v.error, task_runs.error),
-               not_before = v.not_before, attempts = task_runs.attempts - v.uncount,
-               claimed_by = NULL, lease_until = NULL, updated_at = v.now
-           FROM v
-           WHERE {CLAIM_HELD}
-           RETURNING task_runs.execution_id, task_runs.step_id, task_runs.attempt_number"
-    );
+    macro_rules! claim_held {
+        () => {
+            "task_runs.execution_id = v.e AND task_runs.step_id = v.s
+             AND task_runs.status = 'running' AND task_runs.claimed_by = v.runner
+             AND task_runs.attempt_number = v.n"
+        };
+    }
     let mut query = bulk::Statements::default();
-    query.push(VALUES, &rows, &update_attempts, bind_end);
-    query.push(VALUES, &rows, &update_runs, bind_end);
+    query.push(
+        "WITH v(e, s, n, runner, now, outcome, error, logs, stdout, stderr) AS (",
+        &attempts,
+        concat!(
+            ") UPDATE attempts
+               SET finished_at = v.now, outcome = v.outcome, error = v.error, logs = v.logs,
+                   stdout = v.stdout, stderr = v.stderr
+               FROM v
+               WHERE attempts.execution_id = v.e AND attempts.step_id = v.s
+                 AND attempts.number = v.n
+                 AND EXISTS (SELECT 1 FROM task_runs WHERE ",
+            claim_held!(),
+            ")"
+        ),
+        bind_attempt,
+    );
+    query.push(
+        "WITH v(e, s, n, runner, status, output, error, not_before, uncount, now) AS (",
+        &ends,
+        concat!(
+            ") UPDATE task_runs
+               SET status = v.status, output = v.output,
+                   error = COALESCE(v.error, task_runs.error), not_before = v.not_before,
+                   attempts = task_runs.attempts - v.uncount,
+                   claimed_by = NULL, lease_until = NULL, updated_at = v.now
+               FROM v
+               WHERE ",
+            claim_held!(),
+            " RETURNING task_runs.execution_id, task_runs.step_id, task_runs.attempt_number"
+        ),
+        bind_run,
+    );
     let recorded = query.run(conn, doing).await?;
     let mut keys = HashSet::with_capacity(recorded.len());
     for row in &recorded {
@@ -122,26 +137,37 @@ pub(super) async fn finish_attempts(
         .collect())
 }
 
-/// Binds one row of the `VALUES` list that both end updates read.
-fn bind_end<'a>(
-    mut row: Separated<'_, 'a, Sqlite, &'static str>,
-    (end, logs): &'a (&EndRow<'_>, &String),
-) {
+/// Binds an end's claim key and runner: the first columns of both updates.
+fn bind_claim<'a>(row: &mut Separated<'_, 'a, Sqlite, &'static str>, end: &'a EndRow<'_>) {
     let (execution_id, step_id, number) = end.key();
-    let attempt = end.finish.end;
     row.push_bind(execution_id)
         .push_bind(step_id)
         .push_bind(number)
-        .push_bind(attempt.runner_id.as_str())
-        .push_bind(end.run.status.as_str())
-        .push_bind(end.run.output.as_deref())
-        .push_bind(end.run.error)
-        .push_bind(end.run.not_before_ms)
-        .push_bind(i64::from(end.run.uncounted))
-        .push_bind(end.finish.now_ms)
+        .push_bind(end.finish.end.runner_id.as_str());
+}
+
+/// Binds one row of the attempts update.
+fn bind_attempt<'a>(
+    mut row: Separated<'_, 'a, Sqlite, &'static str>,
+    (end, logs): &'a (&EndRow<'_>, &String),
+) {
+    bind_claim(&mut row, end);
+    let attempt = end.finish.end;
+    row.push_bind(end.finish.now_ms)
         .push_bind(attempt.outcome.as_str())
         .push_bind(attempt.attempt_error())
         .push_bind(logs.as_str())
         .push_bind(attempt.stdout.as_str())
         .push_bind(attempt.stderr.as_str());
+}
+
+/// Binds one row of the task runs update.
+fn bind_run<'a>(mut row: Separated<'_, 'a, Sqlite, &'static str>, end: &'a EndRow<'_>) {
+    bind_claim(&mut row, end);
+    row.push_bind(end.run.status.as_str())
+        .push_bind(end.run.output.as_deref())
+        .push_bind(end.run.error)
+        .push_bind(end.run.not_before_ms)
+        .push_bind(i64::from(end.run.uncounted))
+        .push_bind(end.finish.now_ms);
 }

@@ -339,6 +339,31 @@ mod tests {
         }
     }
 
+    /// Submits `item` from a task of its own with a commit that says when
+    /// it started and then waits to be let go: (the task, started, let go).
+    fn gated(
+        group: &Arc<GroupCommit<u32, u32>>,
+        item: u32,
+    ) -> (
+        tokio::task::JoinHandle<Option<u32>>,
+        oneshot::Receiver<()>,
+        oneshot::Sender<()>,
+    ) {
+        let (started_tx, started) = oneshot::channel::<()>();
+        let (open, opened) = oneshot::channel::<()>();
+        let group = group.clone();
+        let task = tokio::spawn(async move {
+            group
+                .submit(item, |items| async move {
+                    let _ = started_tx.send(());
+                    let _ = opened.await;
+                    items
+                })
+                .await
+        });
+        (task, started, open)
+    }
+
     /// A caller whose item went out in another caller's batch gets its
     /// answer when that batch commits: it is not made to lead the next
     /// batch (and wait for its commit) first.
@@ -347,31 +372,11 @@ mod tests {
         // A guard against a hang, not a timing assertion.
         let answers = tokio::time::timeout(Duration::from_secs(30), async {
             let group = Arc::new(GroupCommit::<u32, u32>::default());
-            let (open_first, first) = oneshot::channel::<()>();
-            let (first_started, lead_started) = oneshot::channel::<()>();
-            let (open_second, second) = oneshot::channel::<()>();
-            let (second_started, started) = oneshot::channel::<()>();
-            let g = group.clone();
-            // `lead` commits [1] and holds the turn until `first` opens.
-            let lead = tokio::spawn(async move {
-                g.submit(1, |items| async move {
-                    let _ = first_started.send(());
-                    let _ = first.await;
-                    items
-                })
-                .await
-            });
+            // `lead` commits [1] and holds the turn until `open_first`.
+            let (lead, lead_started, open_first) = gated(&group, 1);
             let _ = lead_started.await;
             // 2 and 3 queue behind it; 2 will commit them both.
-            let g = group.clone();
-            let two = tokio::spawn(async move {
-                g.submit(2, |items| async move {
-                    let _ = second_started.send(());
-                    let _ = second.await;
-                    items
-                })
-                .await
-            });
+            let (two, started, open_second) = gated(&group, 2);
             queued(&group, 1).await;
             let g = group.clone();
             // Were 3 made to lead a batch, it would never answer.

@@ -195,6 +195,7 @@ impl RunnerBuilder {
                 default_grants: self.default_grants,
             },
             running: Default::default(),
+            left_running: Default::default(),
             slots: Arc::new(Semaphore::new(self.concurrency)),
             wake: Default::default(),
             progress: Progress::default(),
@@ -729,7 +730,7 @@ impl Runner {
                 // Halt here rather than when the executor task next runs:
                 // with busy guests queued on every worker thread, that can
                 // be a whole round of their time slices away.
-                self.shared.sandbox.halt_all();
+                self.shared.halt_all().await;
             }
             match background.executor.await {
                 Ok(drained) => {

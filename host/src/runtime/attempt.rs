@@ -28,43 +28,53 @@ pub(crate) async fn run_claim(shared: Arc<Shared>, claim: Claim) {
         attempt = claim.number,
     );
     async move {
-        let workflow = match shared
+        let key = (claim.execution_id.clone(), claim.step_id.clone());
+        let control = shared.sandbox.control();
+        // In the map from the start: a cancel reaches the attempt however
+        // far it got, and a drain waiting for every attempt's end to be
+        // queued (see `record`) sees this one.
+        shared.running.insert(key.clone(), control.clone());
+        let (end, planner) = match shared
             .catalog
             .workflow(&claim.workflow, &claim.workflow_version)
             .await
         {
-            Ok(workflow) => workflow,
-            Err(error) => return fail_execution(&shared, &claim, &error).await,
-        };
-        let key = (claim.execution_id.clone(), claim.step_id.clone());
-        let control = shared.sandbox.control();
-        shared.running.insert(key.clone(), control.clone());
-        shared.progress.running(&claim.execution_id, &claim.step_id);
-        let ran = attempt(&shared, &workflow, &claim, &control).await;
-        shared.running.remove(&key);
-        let end = match ran {
-            Ok((report, retry)) => end_of(&shared, &claim, &report, &retry),
-            // Halted while loading the plugin: not the task's fault either.
-            Err(_) if shared.sandbox.is_halted() => interrupted(&shared, &claim),
-            // This host cannot load the plugin (its engine settings, say):
-            // leave the step to hosts that can rather than failing it.
-            Err(RunnerError::Plugin(error)) => deferred(&shared, &claim, &error),
-            Err(error) => setup_failure(&shared, &claim, &error),
+            Ok(workflow) => {
+                shared.progress.running(&claim.execution_id, &claim.step_id);
+                let ran = attempt(&shared, &workflow, &claim, &control).await;
+                let end = match ran {
+                    Ok((report, retry)) => end_of(&shared, &claim, &report, &retry),
+                    // Halted while loading the plugin: not the task's fault either.
+                    Err(_) if shared.sandbox.is_halted() => interrupted(&shared, &claim),
+                    // This host cannot load the plugin (its engine settings,
+                    // say): leave the step to hosts that can rather than
+                    // failing it.
+                    Err(RunnerError::Plugin(error)) => deferred(&shared, &claim, &error),
+                    Err(error) => setup_failure(&shared, &claim, &error),
+                };
+                (end, EndPlanner::Workflow(workflow))
+            }
+            Err(error) => failed_execution(&shared, &claim, &error),
         };
         tracing::info!(outcome = %end.outcome, "attempt ended");
-        record(&shared, end, EndPlanner::Workflow(workflow)).await;
+        record(&shared, &key, end, planner).await;
     }
     .instrument(span)
     .await
 }
 
-async fn record(shared: &Shared, end: AttemptEnd, planner: EndPlanner) {
-    let queued = QueuedEnd {
+/// Queues `end` for recording, then takes the attempt out of
+/// `shared.running` (in that order: once the map is empty, every end is in
+/// the queue) and waits for the commit.
+async fn record(shared: &Shared, key: &(String, String), end: AttemptEnd, planner: EndPlanner) {
+    let queued = shared.enqueue(Write::End(QueuedEnd {
         end,
         now_ms: now_ms(),
         planner,
-    };
-    let recorded = match shared.write(Write::End(queued)).await {
+    }));
+    shared.running.remove(key);
+    shared.left_running.notify_waiters();
+    let recorded = match shared.written(queued).await {
         Some(WriteResult::Recorded(result)) => Some(result),
         _ => None,
     };
@@ -92,7 +102,11 @@ async fn record(shared: &Shared, end: AttemptEnd, planner: EndPlanner) {
 /// The workflow version of a claim cannot be loaded (a corrupt definition
 /// or a database fault): nothing can be decided for the execution, so it
 /// fails with the reason rather than holding its lease for ever.
-async fn fail_execution(shared: &Shared, claim: &Claim, error: &RunnerError) {
+fn failed_execution(
+    shared: &Shared,
+    claim: &Claim,
+    error: &RunnerError,
+) -> (AttemptEnd, EndPlanner) {
     tracing::error!(%error, "cannot load the workflow of a claimed task run");
     let end = setup_failure(shared, claim, error);
     let reason = format!(
@@ -106,7 +120,7 @@ async fn fail_execution(shared: &Shared, claim: &Claim, error: &RunnerError) {
             finish: Some((ExecutionStatus::Failed, Some(reason.clone()))),
         }
     };
-    record(shared, end, EndPlanner::Custom(Box::new(planner))).await;
+    (end, EndPlanner::Custom(Box::new(planner)))
 }
 
 async fn attempt(

@@ -162,7 +162,7 @@ async fn drain(shared: &Shared, mut attempts: JoinSet<()>, grace: Option<Duratio
     report.halted = attempts.len();
     // Halted attempts end as `halted` and are recorded as interrupted: back
     // to the queue without using up a retry.
-    shared.sandbox.halt_all();
+    shared.halt_all().await;
     while attempts.join_next().await.is_some() {}
     report
 }

@@ -14,9 +14,10 @@
 
 use std::collections::HashMap;
 use std::future::Future;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
-use tokio::sync::oneshot;
+use tokio::sync::{Notify, oneshot};
 
 use super::planner;
 use crate::store::{
@@ -30,6 +31,10 @@ pub(crate) struct GroupCommit<T, R> {
     queue: Mutex<Vec<(T, oneshot::Sender<R>)>>,
     /// Held while a batch is being committed.
     turn: tokio::sync::Mutex<()>,
+    /// [`Hold`]s in place: no new batch starts while there are any.
+    holds: AtomicUsize,
+    /// Rung when a hold ends.
+    released: Notify,
 }
 
 impl<T, R> Default for GroupCommit<T, R> {
@@ -37,6 +42,8 @@ impl<T, R> Default for GroupCommit<T, R> {
         Self {
             queue: Mutex::new(Vec::new()),
             turn: tokio::sync::Mutex::new(()),
+            holds: AtomicUsize::new(0),
+            released: Notify::new(),
         }
     }
 }
@@ -57,8 +64,28 @@ impl<T: Send + 'static, R: Send + 'static> GroupCommit<T, R> {
         F: FnOnce(Vec<T>) -> Fut + Send + 'static,
         Fut: Future<Output = Vec<R>> + Send + 'static,
     {
-        let (done, mut result) = oneshot::channel();
+        let queued = self.enqueue(item);
+        self.committed(queued, commit).await
+    }
+
+    /// Queues `item` now, without waiting: the first half of
+    /// [`submit`](Self::submit), for a caller that must know its item is in
+    /// the queue before it says so to someone else.
+    pub(crate) fn enqueue(&self, item: T) -> Queued<R> {
+        let (done, result) = oneshot::channel();
         self.lock_queue().push((item, done));
+        Queued(result)
+    }
+
+    /// The second half of [`submit`](Self::submit): waits for the item
+    /// `queued` to be committed, committing a batch itself if it gets the
+    /// turn first.
+    pub(crate) async fn committed<F, Fut>(&self, queued: Queued<R>, commit: F) -> Option<R>
+    where
+        F: FnOnce(Vec<T>) -> Fut + Send + 'static,
+        Fut: Future<Output = Vec<R>> + Send + 'static,
+    {
+        let Queued(mut result) = queued;
         let mut commit = Some(commit);
         loop {
             // A caller whose item went out in someone else's batch returns
@@ -67,7 +94,7 @@ impl<T: Send + 'static, R: Send + 'static> GroupCommit<T, R> {
             let turn = tokio::select! {
                 biased;
                 answer = &mut result => return answer.ok(),
-                turn = self.turn.lock() => turn,
+                turn = self.open_turn() => turn,
             };
             // Empty when the batch before took this item along.
             let batch = std::mem::take(&mut *self.lock_queue());
@@ -88,6 +115,40 @@ impl<T: Send + 'static, R: Send + 'static> GroupCommit<T, R> {
         }
     }
 
+    /// Holds back every new batch until the guard is dropped (a batch in
+    /// flight finishes): items queued meanwhile all go out in the first
+    /// batch after, as one transaction. Takes effect at once, without
+    /// waiting.
+    pub(crate) fn hold(&self) -> Hold<'_> {
+        self.holds.fetch_add(1, Ordering::AcqRel);
+        Hold {
+            holds: &self.holds,
+            released: &self.released,
+        }
+    }
+
+    /// The turn to commit, once no hold is in place.
+    async fn open_turn(&self) -> tokio::sync::MutexGuard<'_, ()> {
+        loop {
+            loop {
+                let released = self.released.notified();
+                tokio::pin!(released);
+                // Registered before the check, so a release in between
+                // still wakes this caller.
+                released.as_mut().enable();
+                if self.holds.load(Ordering::Acquire) == 0 {
+                    break;
+                }
+                released.await;
+            }
+            let turn = self.turn.lock().await;
+            // A hold may have begun while this caller waited for the turn.
+            if self.holds.load(Ordering::Acquire) == 0 {
+                return turn;
+            }
+        }
+    }
+
     fn lock_queue(&self) -> std::sync::MutexGuard<'_, Vec<(T, oneshot::Sender<R>)>> {
         // The queue holds plain data: a panic elsewhere cannot leave it
         // inconsistent, so a poisoned lock is still usable.
@@ -96,6 +157,23 @@ impl<T: Send + 'static, R: Send + 'static> GroupCommit<T, R> {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
+
+/// Keeps a [`GroupCommit`] from starting new batches while it lives (see
+/// [`GroupCommit::hold`]).
+pub(crate) struct Hold<'a> {
+    holds: &'a AtomicUsize,
+    released: &'a Notify,
+}
+
+impl Drop for Hold<'_> {
+    fn drop(&mut self) {
+        self.holds.fetch_sub(1, Ordering::AcqRel);
+        self.released.notify_waiters();
+    }
+}
+
+/// An item in a [`GroupCommit`] queue, waiting for its result.
+pub(crate) struct Queued<R>(oneshot::Receiver<R>);
 
 /// A commit in progress that, if dropped unfinished, finishes in a task of
 /// its own (when there is a runtime to run it; else its waiters get no
@@ -362,6 +440,44 @@ mod tests {
                 .await
         });
         (task, started, open)
+    }
+
+    /// Items queued while the commits are held go out together, in the
+    /// first batch after the hold, whoever queued them.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn items_queued_during_a_hold_commit_as_one_batch() {
+        // A guard against a hang, not a timing assertion.
+        let batches = tokio::time::timeout(Duration::from_secs(30), async {
+            let group = Arc::new(GroupCommit::<u32, u32>::default());
+            let batches = Arc::new(Mutex::new(Vec::<Vec<u32>>::new()));
+            let hold = group.hold();
+            let tasks: Vec<_> = (1..=5)
+                .map(|item| {
+                    let (group, batches) = (group.clone(), batches.clone());
+                    tokio::spawn(async move {
+                        group
+                            .submit(item, move |items| async move {
+                                if let Ok(mut batches) = batches.lock() {
+                                    batches.push(items.clone());
+                                }
+                                items
+                            })
+                            .await
+                    })
+                })
+                .collect();
+            queued(&group, 5).await;
+            drop(hold);
+            for (task, item) in tasks.into_iter().zip(1..) {
+                assert_eq!(task.await.ok().flatten(), Some(item));
+            }
+            let mut batches = std::mem::take(&mut *batches.lock().expect("not poisoned"));
+            batches.iter_mut().for_each(|batch| batch.sort_unstable());
+            batches
+        })
+        .await
+        .expect("every caller is answered");
+        assert_eq!(batches, vec![vec![1, 2, 3, 4, 5]]);
     }
 
     /// A caller whose item went out in another caller's batch gets its

@@ -23,13 +23,33 @@ use tokio_util::sync::CancellationToken;
 
 use crate::sandbox::{AttemptControl, Grants, Limits, Sandbox};
 use crate::store::Store;
-use group_commit::{GroupCommit, Write, WriteResult};
+use group_commit::{GroupCommit, Queued, Write, WriteResult};
 
 pub(crate) use catalog::Catalog;
 pub(crate) use executor::{DrainReport, run_executor};
 pub(crate) use leases::run_lease_keeper;
 pub(crate) use progress::Progress;
 pub(crate) use scheduler::{fire_due, run_scheduler};
+
+/// A write queued with [`Shared::enqueue`], waiting for its commit.
+pub(crate) struct QueuedWrite {
+    queue: usize,
+    result: Queued<WriteResult>,
+}
+
+/// The kinds of [`Write`], numbered as their queues when each has its own.
+#[derive(Clone, Copy)]
+enum WriteKind {
+    Create = 0,
+    End = 1,
+    Claim = 2,
+}
+
+/// How long [`Shared::halt_all`] holds back the ends of halted attempts
+/// for the last of them. Guests return within a few epoch ticks; an attempt
+/// still compiling its plugin can take seconds, and the others' ends need
+/// not wait for it.
+const GATHER_ENDS_AT_MOST: Duration = Duration::from_millis(100);
 
 /// Settings of the background work.
 #[derive(Debug, Clone)]
@@ -48,8 +68,11 @@ pub(crate) struct Shared {
     pub(crate) sandbox: Sandbox,
     pub(crate) catalog: Catalog,
     pub(crate) config: RuntimeConfig,
-    /// Attempts in flight here, by (execution, step): to cancel them.
+    /// Attempts in flight here, by (execution, step): to cancel them. An
+    /// attempt leaves the map once its end is queued for recording.
     pub(crate) running: DashMap<(String, String), AttemptControl>,
+    /// Rung when an attempt leaves `running`.
+    pub(crate) left_running: Notify,
     /// Free execution slots.
     pub(crate) slots: Arc<Semaphore>,
     /// Rung when work may have become ready.
@@ -77,19 +100,72 @@ impl Shared {
     /// kinds side by side, so a submit does not wait for a batch of ends.
     /// `None` if the batch's commit was abandoned (the runtime shut down).
     pub(crate) async fn write(&self, item: Write) -> Option<WriteResult> {
-        let queue = if self.store.commits_writes_together() {
-            0
-        } else {
-            match item {
-                Write::Create(_) => 0,
-                Write::End(_) => 1,
-                Write::Claim(_) => 2,
-            }
-        };
+        let queue = self.queue_of(&item);
         let store = self.store.clone();
         self.writers[queue]
             .submit(item, |batch| group_commit::write(store, batch))
             .await
+    }
+
+    /// Queues `item` for the next batch of its queue, without waiting (the
+    /// first half of [`write`](Self::write)).
+    pub(crate) fn enqueue(&self, item: Write) -> QueuedWrite {
+        let queue = self.queue_of(&item);
+        QueuedWrite {
+            queue,
+            result: self.writers[queue].enqueue(item),
+        }
+    }
+
+    /// Waits for a write queued with [`enqueue`](Self::enqueue) to commit
+    /// (the second half of [`write`](Self::write)).
+    pub(crate) async fn written(&self, queued: QueuedWrite) -> Option<WriteResult> {
+        let store = self.store.clone();
+        self.writers[queued.queue]
+            .committed(queued.result, |batch| group_commit::write(store, batch))
+            .await
+    }
+
+    /// Halts every guest here and waits (at most [`GATHER_ENDS_AT_MOST`])
+    /// until each attempt's end is queued for recording, holding back the
+    /// commit meanwhile. Guests return within an epoch tick or two, a few
+    /// at a time: left alone, the first ends would commit on their own and
+    /// the rest wait behind them; held, they commit as one transaction.
+    pub(crate) async fn halt_all(&self) {
+        let _hold = self.writers[self.queue_of_kind(WriteKind::End)].hold();
+        self.sandbox.halt_all();
+        let _ = tokio::time::timeout(GATHER_ENDS_AT_MOST, self.all_left_running()).await;
+    }
+
+    /// Resolves once no attempt is in `running`: every end is queued.
+    async fn all_left_running(&self) {
+        loop {
+            let left = self.left_running.notified();
+            tokio::pin!(left);
+            // Registered before the check, so a removal in between still
+            // wakes this caller.
+            left.as_mut().enable();
+            if self.running.is_empty() {
+                return;
+            }
+            left.await;
+        }
+    }
+
+    fn queue_of(&self, item: &Write) -> usize {
+        self.queue_of_kind(match item {
+            Write::Create(_) => WriteKind::Create,
+            Write::End(_) => WriteKind::End,
+            Write::Claim(_) => WriteKind::Claim,
+        })
+    }
+
+    fn queue_of_kind(&self, kind: WriteKind) -> usize {
+        if self.store.commits_writes_together() {
+            0
+        } else {
+            kind as usize
+        }
     }
 
     /// A new execution of the latest version of workflow `name`, with its

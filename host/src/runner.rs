@@ -544,17 +544,24 @@ impl Runner {
         // read it back), so no progress published in between is missed.
         let handle = self.handle_on(id.clone(), &new.snapshot(now));
         let created = match self.shared.write(group_commit::Write::Create(new)).await {
-            Some(group_commit::WriteResult::Created(result)) => result.map_err(RunnerError::from),
+            Some(group_commit::WriteResult::Created(result, ready)) => {
+                result.map(|()| ready).map_err(RunnerError::from)
+            }
             // The batch's committer was dropped with its runner.
             _ => Err(RunnerError::ShutDown),
         };
-        if let Err(error) = created {
-            self.shared.progress.forget(&id);
-            return Err(error);
-        }
+        let ready = match created {
+            Ok(ready) => ready,
+            Err(error) => {
+                self.shared.progress.forget(&id);
+                return Err(error);
+            }
+        };
         let span = tracing::info_span!("execution", execution = %id, workflow = %name);
         span.in_scope(|| tracing::info!("execution submitted"));
-        self.shared.wake.notify_one();
+        if ready == group_commit::Ready::MaybeLeft {
+            self.shared.wake.notify_one();
+        }
         Ok(handle)
     }
 

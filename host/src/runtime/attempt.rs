@@ -7,7 +7,7 @@ use std::time::Duration;
 use serde_json::json;
 use tracing::Instrument;
 
-use super::group_commit::{EndPlanner, QueuedEnd, Write, WriteResult};
+use super::group_commit::{EndPlanner, QueuedEnd, Ready, Write, WriteResult};
 use super::{Shared, planner};
 use crate::error::RunnerError;
 use crate::sandbox::{AttemptReport, AttemptRequest, Outcome};
@@ -74,19 +74,20 @@ async fn record(shared: &Shared, key: &(String, String), end: AttemptEnd, planne
     }));
     shared.running.remove(key);
     shared.left_running.notify_waiters();
-    let recorded = match shared.written(queued).await {
-        Some(WriteResult::Recorded(result)) => Some(result),
-        _ => None,
+    let (recorded, ready) = match shared.written(queued).await {
+        Some(WriteResult::Recorded(result, ready)) => (Some(result), ready),
+        _ => (None, Ready::MaybeLeft),
     };
     match recorded {
         Some(Ok(Some(snapshot))) => {
             shared.progress.publish_shared(&snapshot);
             // Only new work is worth a claim: an empty one still costs a
             // transaction (on SQLite, one every other write waits for).
-            if snapshot
-                .runs
-                .iter()
-                .any(|run| run.status == TaskRunStatus::Ready)
+            if ready == Ready::MaybeLeft
+                && snapshot
+                    .runs
+                    .iter()
+                    .any(|run| run.status == TaskRunStatus::Ready)
             {
                 shared.wake.notify_one();
             }

@@ -50,6 +50,9 @@ pub(crate) async fn run_executor(
         }
     };
     let mut backlog = false;
+    // Whether to claim at once rather than park the claim: at the start
+    // (work may be waiting) and while there is a backlog.
+    let mut eager = true;
     loop {
         // Checked first: attempts that end after the stop are the drain's
         // to count.
@@ -62,53 +65,67 @@ pub(crate) async fn run_executor(
             }
         }
         let free = shared.slots.available_permits();
-        let threshold = claim_threshold(backlog, &attempts);
-        if free >= threshold {
-            let want = u32::try_from(free)
-                .unwrap_or(u32::MAX)
-                .min(shared.config.claim_batch);
-            let request =
-                ClaimRequest::new(&shared.runner_id, want, shared.lease_until(), now_ms());
-            let claimed = match shared.write(Write::Claim(request)).await {
-                Some(WriteResult::Claimed(result)) => result,
-                // Only when the runtime is shutting down.
-                _ => Ok(Vec::new()),
-            };
-            match claimed {
-                Ok(claims) => {
-                    let claimed = claims.len();
-                    for claim in claims {
-                        let Ok(slot) = shared.slots.clone().try_acquire_owned() else {
-                            break;
-                        };
-                        let shared = shared.clone();
-                        attempts.spawn(async move {
-                            run_claim(shared, claim).await;
-                            drop(slot);
-                        });
-                    }
-                    backlog = claimed as u32 == want;
-                    if backlog && shared.slots.available_permits() >= threshold {
-                        // There may be more: claim again at once.
-                        continue;
-                    }
+        if free < claim_threshold(backlog, &attempts) {
+            tokio::select! {
+                biased;
+                () = shared.stop_claiming.cancelled() => {}
+                Some(_) = attempts.join_next() => {}
+                () = sleep(shared.config.poll_interval) => {
+                    // No batch's worth of slots freed up within a poll
+                    // interval (the attempts left run long): claim for the
+                    // free ones.
+                    backlog = false;
                 }
-                Err(error) => tracing::error!(%error, "cannot claim work"),
+            }
+            eager = backlog;
+            continue;
+        }
+        let want = u32::try_from(free)
+            .unwrap_or(u32::MAX)
+            .min(shared.config.claim_batch);
+        let request = ClaimRequest::new(&shared.runner_id, want, shared.lease_until(), now_ms());
+        let mut queued = shared.enqueue(Write::Claim(request));
+        if !eager {
+            // Parked: the claim rides with the next batch anyone commits (a
+            // submit's, an attempt end's) and so takes the steps that batch
+            // makes ready in the same transaction, without one of its own.
+            // It is committed by itself only when woken (work made ready
+            // elsewhere), at the stop, or after a poll interval.
+            tokio::select! {
+                biased;
+                () = queued.answered() => {}
+                () = shared.stop_claiming.cancelled() => {}
+                () = shared.wake.notified() => {}
+                () = sleep(shared.config.poll_interval) => {}
             }
         }
-        let free = shared.slots.available_permits();
-        let threshold = claim_threshold(backlog, &attempts);
-        tokio::select! {
-            biased;
-            () = shared.stop_claiming.cancelled() => {}
-            () = shared.wake.notified(), if free >= threshold => {}
-            Some(_) = attempts.join_next(), if free < threshold => {}
-            () = sleep(shared.config.poll_interval) => {
-                // No batch's worth of slots freed up within a poll interval
-                // (the attempts left run long): claim for the free ones.
+        let claimed = match shared.written(queued).await {
+            Some(WriteResult::Claimed(result)) => result,
+            // Only when the runtime is shutting down.
+            _ => Ok(Vec::new()),
+        };
+        match claimed {
+            Ok(claims) => {
+                let claimed = claims.len();
+                for claim in claims {
+                    let Ok(slot) = shared.slots.clone().try_acquire_owned() else {
+                        break;
+                    };
+                    let shared = shared.clone();
+                    attempts.spawn(async move {
+                        run_claim(shared, claim).await;
+                        drop(slot);
+                    });
+                }
+                // There may be more: claim again at once.
+                backlog = claimed as u32 == want;
+            }
+            Err(error) => {
+                tracing::error!(%error, "cannot claim work");
                 backlog = false;
             }
         }
+        eager = backlog;
     }
     let grace = *grace.borrow();
     drain(&shared, attempts, grace).await

@@ -18,6 +18,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use tokio::sync::{Notify, oneshot};
+use tokio_util::sync::CancellationToken;
 
 use super::planner;
 use crate::store::{
@@ -49,16 +50,9 @@ impl<T, R> Default for GroupCommit<T, R> {
 }
 
 impl<T: Send + 'static, R: Send + 'static> GroupCommit<T, R> {
-    /// Queues `item`; whoever gets the turn first runs `commit` on the
-    /// whole queue, which must return one result per item, in order.
-    /// Returns `item`'s result; `None` if the batch's commit task was
-    /// aborted (its runtime shut down) before it could say.
-    ///
-    /// A caller that stops waiting (its future dropped: a client gone, a
-    /// timeout) while it commits a batch neither cancels the transaction
-    /// half way nor leaves the others in its batch without an answer: the
-    /// rest of the commit moves to a task of its own. (Spawning every
-    /// commit instead would cost a task hop per batch.)
+    /// [`enqueue`](Self::enqueue) and [`committed`](Self::committed) in
+    /// one call.
+    #[cfg(test)]
     pub(crate) async fn submit<F, Fut>(&self, item: T, commit: F) -> Option<R>
     where
         F: FnOnce(Vec<T>) -> Fut + Send + 'static,
@@ -68,24 +62,36 @@ impl<T: Send + 'static, R: Send + 'static> GroupCommit<T, R> {
         self.committed(queued, commit).await
     }
 
-    /// Queues `item` now, without waiting: the first half of
-    /// [`submit`](Self::submit), for a caller that must know its item is in
-    /// the queue before it says so to someone else.
+    /// Queues `item` for the next batch, without waiting (its result comes
+    /// through [`committed`](Self::committed)).
     pub(crate) fn enqueue(&self, item: T) -> Queued<R> {
         let (done, result) = oneshot::channel();
         self.lock_queue().push((item, done));
-        Queued(result)
+        Queued {
+            result,
+            answer: None,
+        }
     }
 
-    /// The second half of [`submit`](Self::submit): waits for the item
-    /// `queued` to be committed, committing a batch itself if it gets the
-    /// turn first.
+    /// Waits for the item `queued` to be committed; whoever gets the turn
+    /// first runs `commit` on the whole queue, which must return one result
+    /// per item, in order. Returns the item's result; `None` if the batch's
+    /// commit task was aborted (its runtime shut down) before it could say.
+    ///
+    /// A caller that stops waiting (its future dropped: a client gone, a
+    /// timeout) while it commits a batch neither cancels the transaction
+    /// half way nor leaves the others in its batch without an answer: the
+    /// rest of the commit moves to a task of its own. (Spawning every
+    /// commit instead would cost a task hop per batch.)
     pub(crate) async fn committed<F, Fut>(&self, queued: Queued<R>, commit: F) -> Option<R>
     where
         F: FnOnce(Vec<T>) -> Fut + Send + 'static,
         Fut: Future<Output = Vec<R>> + Send + 'static,
     {
-        let Queued(mut result) = queued;
+        let Queued { mut result, answer } = queued;
+        if let Some(answer) = answer {
+            return answer;
+        }
         let mut commit = Some(commit);
         loop {
             // A caller whose item went out in someone else's batch returns
@@ -173,7 +179,23 @@ impl Drop for Hold<'_> {
 }
 
 /// An item in a [`GroupCommit`] queue, waiting for its result.
-pub(crate) struct Queued<R>(oneshot::Receiver<R>);
+pub(crate) struct Queued<R> {
+    result: oneshot::Receiver<R>,
+    /// Set by [`answered`](Self::answered) once the result came.
+    answer: Option<Option<R>>,
+}
+
+impl<R> Queued<R> {
+    /// Resolves once the item has gone out in a batch someone else
+    /// committed, without ever committing one itself (so it may wait for
+    /// ever: race it against a reason to commit). Cancel-safe; the result
+    /// is kept for [`GroupCommit::committed`].
+    pub(crate) async fn answered(&mut self) {
+        if self.answer.is_none() {
+            self.answer = Some((&mut self.result).await.ok());
+        }
+    }
+}
 
 /// A commit in progress that, if dropped unfinished, finishes in a task of
 /// its own (when there is a runtime to run it; else its waiters get no
@@ -232,18 +254,35 @@ pub(crate) enum Write {
 
 /// What became of a [`Write`], of the same kind.
 pub(crate) enum WriteResult {
-    Created(Result<(), StoreError>),
+    Created(Result<(), StoreError>, Ready),
     /// See [`Store::finish_attempts`]: ends of one execution in a batch
     /// share its snapshot.
-    Recorded(Result<Option<Arc<Snapshot>>, StoreError>),
+    Recorded(Result<Option<Arc<Snapshot>>, StoreError>, Ready),
     Claimed(Result<Vec<Claim>, StoreError>),
+}
+
+/// Whether the steps a write made ready may still wait for the claim loop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Ready {
+    /// A claim ran after the write, in its transaction, and took fewer task
+    /// runs than it asked for: every ready step this runner could take, it
+    /// took. No need to wake the claim loop.
+    Taken,
+    /// No such claim ran (or it took all it asked for): wake the claim loop
+    /// if the write made steps ready.
+    MaybeLeft,
 }
 
 /// Writes `batch` through [`Store::write`]: every execution, attempt end
 /// and (first) claim queued while the last transaction committed, in one
 /// transaction. When a part fails, its items are written one by one, so one
-/// bad item cannot fail the others.
-pub(crate) async fn write(store: Arc<dyn Store>, batch: Vec<Write>) -> Vec<WriteResult> {
+/// bad item cannot fail the others. Once `stop_claiming` is cancelled,
+/// claims take nothing.
+pub(crate) async fn write(
+    store: Arc<dyn Store>,
+    batch: Vec<Write>,
+    stop_claiming: CancellationToken,
+) -> Vec<WriteResult> {
     let mut creates = Vec::new();
     let mut ends = Vec::new();
     let mut claims = Vec::new();
@@ -276,16 +315,25 @@ pub(crate) async fn write(store: Arc<dyn Store>, batch: Vec<Write>) -> Vec<Write
             },
         })
         .collect();
-    let mut claims = claims.iter();
     let now = now_ms();
+    // A claim may have waited in the queue for a batch to ride with: its
+    // clock and lease start now.
+    for claim in &mut claims {
+        let lease_ms = claim.lease_until_ms - claim.now_ms;
+        claim.now_ms = now;
+        claim.lease_until_ms = now.saturating_add(lease_ms);
+    }
     let claims_asked = claims.len();
+    let claiming = !stop_claiming.is_cancelled();
+    let mut claims = claims.iter().filter(|_| claiming);
+    let first_claim = claims.next();
     let started = std::time::Instant::now();
     let written = store
         .write(WriteBatch {
             creates: &creates,
             now_ms: now,
             finishes: &finishes,
-            claim: claims.next(),
+            claim: first_claim,
         })
         .await;
     tracing::debug!(
@@ -294,6 +342,21 @@ pub(crate) async fn write(store: Arc<dyn Store>, batch: Vec<Write>) -> Vec<Write
         claims = claims_asked,
         micros = started.elapsed().as_micros(),
         "batch written"
+    );
+    let ready = match (&written.claimed, first_claim) {
+        (Ok(taken), Some(asked))
+            if taken.len() < usize::try_from(asked.max).unwrap_or(usize::MAX) =>
+        {
+            Ready::Taken
+        }
+        _ => Ready::MaybeLeft,
+    };
+    // Items of a part that failed together are written again one by one,
+    // after the claim.
+    let ready_if = |ok: bool| if ok { ready } else { Ready::MaybeLeft };
+    let (created_ready, recorded_ready) = (
+        ready_if(written.created.is_ok()),
+        ready_if(written.finished.is_ok()),
     );
     let mut created = created_each(&*store, &creates, now, written.created)
         .await
@@ -315,9 +378,16 @@ pub(crate) async fn write(store: Arc<dyn Store>, batch: Vec<Write>) -> Vec<Write
     kinds
         .into_iter()
         .map(|kind| match kind {
-            Kind::Create => WriteResult::Created(created.next().unwrap_or_else(|| Err(missing()))),
-            Kind::End => WriteResult::Recorded(recorded.next().unwrap_or_else(|| Err(missing()))),
-            Kind::Claim => WriteResult::Claimed(claimed.next().unwrap_or_else(|| Err(missing()))),
+            Kind::Create => WriteResult::Created(
+                created.next().unwrap_or_else(|| Err(missing())),
+                created_ready,
+            ),
+            Kind::End => WriteResult::Recorded(
+                recorded.next().unwrap_or_else(|| Err(missing())),
+                recorded_ready,
+            ),
+            // A claim after the stop took nothing.
+            Kind::Claim => WriteResult::Claimed(claimed.next().unwrap_or_else(|| Ok(Vec::new()))),
         })
         .collect()
 }
@@ -478,6 +548,74 @@ mod tests {
         .await
         .expect("every caller is answered");
         assert_eq!(batches, vec![vec![1, 2, 3, 4, 5]]);
+    }
+
+    /// An execution created with one ready step, as a submit makes it.
+    fn one_ready_step(id: &str) -> NewExecution {
+        NewExecution {
+            id: id.into(),
+            workflow: "w".into(),
+            workflow_version: "v1".into(),
+            input: crate::store::Object::new(),
+            steps: vec![crate::store::StepChange::Ready {
+                step_id: "a".into(),
+                input: crate::store::Object::new(),
+                not_before_ms: 0,
+            }],
+            finish: None,
+        }
+    }
+
+    /// The results of a batch of one create and one claim, both `Ok`.
+    fn created_then_claimed(written: &[WriteResult]) -> anyhow::Result<(Ready, &[Claim])> {
+        match written {
+            [
+                WriteResult::Created(Ok(()), ready),
+                WriteResult::Claimed(Ok(claims)),
+            ] => Ok((*ready, claims)),
+            _ => anyhow::bail!("expected a create and a claim, both Ok"),
+        }
+    }
+
+    /// A claim that rides with creates takes the steps they made ready in
+    /// the same transaction, and says so (no wake-up needed); after the
+    /// stop, a claim takes nothing and the creates ask for a wake-up.
+    #[tokio::test]
+    async fn a_claim_riding_with_creates_takes_their_ready_steps() -> anyhow::Result<()> {
+        let dir = tempfile::tempdir()?;
+        let url = format!("sqlite://{}", dir.path().join("corral.db").display());
+        let store = crate::store::connect(&url).await?;
+        let definition = serde_json::json!({ "name": "w", "steps": [] });
+        store.apply_workflow("w", "v1", &definition, 0).await?;
+        let claim = || Write::Claim(ClaimRequest::new("r", 4, now_ms() + 60_000, now_ms()));
+
+        let written = write(
+            store.clone(),
+            vec![Write::Create(one_ready_step("e1")), claim()],
+            CancellationToken::new(),
+        )
+        .await;
+        let (created_ready, claims) = created_then_claimed(&written)?;
+        assert_eq!(created_ready, Ready::Taken);
+        let claimed: Vec<_> = claims
+            .iter()
+            .map(|c| (c.execution_id.as_str(), c.step_id.as_str()))
+            .collect();
+        assert_eq!(claimed, [("e1", "a")]);
+
+        let stopped = CancellationToken::new();
+        stopped.cancel();
+        let written = write(
+            store.clone(),
+            vec![Write::Create(one_ready_step("e2")), claim()],
+            stopped,
+        )
+        .await;
+        let (created_ready, claims) = created_then_claimed(&written)?;
+        assert_eq!(created_ready, Ready::MaybeLeft);
+        assert!(claims.is_empty(), "claimed after the stop: {claims:?}");
+        store.close().await;
+        Ok(())
     }
 
     /// A caller whose item went out in another caller's batch gets its

@@ -37,6 +37,14 @@ pub(crate) struct QueuedWrite {
     result: Queued<WriteResult>,
 }
 
+impl QueuedWrite {
+    /// See [`Queued::answered`]: resolves once the write went out in a
+    /// batch someone else committed.
+    pub(crate) async fn answered(&mut self) {
+        self.result.answered().await;
+    }
+}
+
 /// The kinds of [`Write`], numbered as their queues when each has its own.
 #[derive(Clone, Copy)]
 enum WriteKind {
@@ -100,11 +108,8 @@ impl Shared {
     /// kinds side by side, so a submit does not wait for a batch of ends.
     /// `None` if the batch's commit was abandoned (the runtime shut down).
     pub(crate) async fn write(&self, item: Write) -> Option<WriteResult> {
-        let queue = self.queue_of(&item);
-        let store = self.store.clone();
-        self.writers[queue]
-            .submit(item, |batch| group_commit::write(store, batch))
-            .await
+        let queued = self.enqueue(item);
+        self.written(queued).await
     }
 
     /// Queues `item` for the next batch of its queue, without waiting (the
@@ -120,9 +125,11 @@ impl Shared {
     /// Waits for a write queued with [`enqueue`](Self::enqueue) to commit
     /// (the second half of [`write`](Self::write)).
     pub(crate) async fn written(&self, queued: QueuedWrite) -> Option<WriteResult> {
-        let store = self.store.clone();
+        let (store, stop) = (self.store.clone(), self.stop_claiming.clone());
         self.writers[queued.queue]
-            .committed(queued.result, |batch| group_commit::write(store, batch))
+            .committed(queued.result, |batch| {
+                group_commit::write(store, batch, stop)
+            })
             .await
     }
 

@@ -11,7 +11,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::error::RunnerError;
 use crate::runtime::{
-    Catalog, DrainReport, Progress, RuntimeConfig, Shared, fire_due, group_commit, planner,
+    Catalog, DrainReport, Progress, RuntimeConfig, Shared, batch, fire_due, planner,
     progress::ExecutionProgress, run_executor, run_lease_keeper, run_scheduler,
 };
 use crate::sandbox::{Grants, Limits, PluginInfo, Sandbox, SandboxConfig};
@@ -543,8 +543,8 @@ impl Runner {
         // Watched from before it is stored (as it will be stored: no need to
         // read it back), so no progress published in between is missed.
         let handle = self.handle_on(id.clone(), &new.snapshot(now));
-        let created = match self.shared.write(group_commit::Write::Create(new)).await {
-            Some(group_commit::WriteResult::Created(result, ready)) => {
+        let created = match self.shared.write(batch::Write::Create(new)).await {
+            Some(batch::WriteResult::Created(result, ready)) => {
                 result.map(|()| ready).map_err(RunnerError::from)
             }
             // The batch's committer was dropped with its runner.
@@ -559,7 +559,7 @@ impl Runner {
         };
         let span = tracing::info_span!("execution", execution = %id, workflow = %name);
         span.in_scope(|| tracing::info!("execution submitted"));
-        if ready == group_commit::Ready::MaybeLeft {
+        if ready == batch::Ready::MaybeLeft {
             self.shared.wake.notify_one();
         }
         Ok(handle)

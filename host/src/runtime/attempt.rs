@@ -7,7 +7,7 @@ use std::time::Duration;
 use serde_json::json;
 use tracing::Instrument;
 
-use super::group_commit::{EndPlanner, QueuedEnd, Ready, Write, WriteResult};
+use super::batch::{EndPlanner, QueuedEnd, Ready, Write, WriteResult};
 use super::{Shared, planner};
 use crate::error::RunnerError;
 use crate::sandbox::{AttemptReport, AttemptRequest, Outcome};

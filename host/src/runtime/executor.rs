@@ -9,7 +9,7 @@ use tokio::time::{Instant, sleep, sleep_until};
 
 use super::Shared;
 use super::attempt::run_claim;
-use super::group_commit::{Write, WriteResult};
+use super::batch::{Write, WriteResult};
 use crate::store::{ClaimRequest, Wakeup, now_ms};
 
 /// What draining the in-flight attempts came to.

@@ -6,6 +6,7 @@
 //! they call the sandbox and the store; nothing here calls back up.
 
 mod attempt;
+pub(crate) mod batch;
 mod catalog;
 mod executor;
 pub(crate) mod group_commit;
@@ -23,7 +24,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::sandbox::{AttemptControl, Grants, Limits, Sandbox};
 use crate::store::Store;
-use group_commit::{GroupCommit, Queued, Write, WriteResult};
+use batch::{Write, WriteResult};
+use group_commit::{GroupCommit, Queued};
 
 pub(crate) use catalog::Catalog;
 pub(crate) use executor::{DrainReport, run_executor};
@@ -127,9 +129,7 @@ impl Shared {
     pub(crate) async fn written(&self, queued: QueuedWrite) -> Option<WriteResult> {
         let (store, stop) = (self.store.clone(), self.stop_claiming.clone());
         self.writers[queued.queue]
-            .committed(queued.result, |batch| {
-                group_commit::write(store, batch, stop)
-            })
+            .committed(queued.result, |batch| batch::write(store, batch, stop))
             .await
     }
 

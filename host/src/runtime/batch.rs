@@ -1,0 +1,344 @@
+//! The writes of a runner and how a batch of them is written: every
+//! execution submitted, attempt end and claim queued while the last
+//! transaction committed go to [`Store::write`] together. On a store with
+//! one writer (SQLite) all three kinds share one queue, so one transaction
+//! carries a whole pipeline's writes; elsewhere each kind has a queue of
+//! its own (see `Shared::write`).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use tokio_util::sync::CancellationToken;
+
+use super::planner;
+use crate::store::{
+    AttemptEnd, Claim, ClaimRequest, Finish, NewExecution, Plan, Snapshot, Store, StoreError,
+    WriteBatch, now_ms,
+};
+use crate::workflow::Workflow;
+
+/// Decides step changes from an execution's snapshot (owned: it may run in
+/// another attempt's task).
+pub(crate) type OwnedPlanner = Box<dyn Fn(&Snapshot) -> Plan + Send + Sync>;
+
+/// What decides the steps that follow an attempt end.
+pub(crate) enum EndPlanner {
+    /// The workflow's own rules ([`planner::plan`]). The ends of one
+    /// execution in a batch share one such planner, so a store that
+    /// records them all first plans the execution once, not once per end.
+    Workflow(Arc<Workflow>),
+    /// Anything else, run for this end alone.
+    Custom(OwnedPlanner),
+}
+
+/// An attempt end waiting to be recorded.
+pub(crate) struct QueuedEnd {
+    pub(crate) end: AttemptEnd,
+    pub(crate) now_ms: i64,
+    pub(crate) planner: EndPlanner,
+}
+
+/// A write waiting for the next transaction.
+pub(crate) enum Write {
+    /// A submitted execution.
+    Create(NewExecution),
+    /// An attempt that ended.
+    End(QueuedEnd),
+    /// The claim loop asking for work.
+    Claim(ClaimRequest),
+}
+
+/// What became of a [`Write`], of the same kind.
+pub(crate) enum WriteResult {
+    Created(Result<(), StoreError>, Ready),
+    /// See [`Store::finish_attempts`]: ends of one execution in a batch
+    /// share its snapshot.
+    Recorded(Result<Option<Arc<Snapshot>>, StoreError>, Ready),
+    Claimed(Result<Vec<Claim>, StoreError>),
+}
+
+/// Whether the steps a write made ready may still wait for the claim loop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Ready {
+    /// A claim ran after the write, in its transaction, and took fewer task
+    /// runs than it asked for: every ready step this runner could take, it
+    /// took. No need to wake the claim loop.
+    Taken,
+    /// No such claim ran (or it took all it asked for): wake the claim loop
+    /// if the write made steps ready.
+    MaybeLeft,
+}
+
+/// Writes `batch` through [`Store::write`]: every execution, attempt end
+/// and (first) claim queued while the last transaction committed, in one
+/// transaction. When a part fails, its items are written one by one, so one
+/// bad item cannot fail the others. Once `stop_claiming` is cancelled,
+/// claims take nothing.
+pub(crate) async fn write(
+    store: Arc<dyn Store>,
+    batch: Vec<Write>,
+    stop_claiming: CancellationToken,
+) -> Vec<WriteResult> {
+    let mut creates = Vec::new();
+    let mut ends = Vec::new();
+    let mut claims = Vec::new();
+    let kinds: Vec<Kind> = batch
+        .into_iter()
+        .map(|write| match write {
+            Write::Create(new) => {
+                creates.push(new);
+                Kind::Create
+            }
+            Write::End(end) => {
+                ends.push(end);
+                Kind::End
+            }
+            Write::Claim(claim) => {
+                claims.push(claim);
+                Kind::Claim
+            }
+        })
+        .collect();
+    let workflow_planners = workflow_planners(&ends);
+    let finishes: Vec<Finish<'_>> = ends
+        .iter()
+        .map(|q| Finish {
+            end: &q.end,
+            now_ms: q.now_ms,
+            planner: match &q.planner {
+                EndPlanner::Workflow(_) => &*workflow_planners[q.end.claim.execution_id.as_str()],
+                EndPlanner::Custom(planner) => &**planner,
+            },
+        })
+        .collect();
+    let now = now_ms();
+    // A claim may have waited in the queue for a batch to ride with: its
+    // clock and lease start now.
+    for claim in &mut claims {
+        let lease_ms = claim.lease_until_ms - claim.now_ms;
+        claim.now_ms = now;
+        claim.lease_until_ms = now.saturating_add(lease_ms);
+    }
+    let claims_asked = claims.len();
+    let claiming = !stop_claiming.is_cancelled();
+    let mut claims = claims.iter().filter(|_| claiming);
+    let first_claim = claims.next();
+    let started = std::time::Instant::now();
+    let written = store
+        .write(WriteBatch {
+            creates: &creates,
+            now_ms: now,
+            finishes: &finishes,
+            claim: first_claim,
+        })
+        .await;
+    tracing::debug!(
+        creates = creates.len(),
+        ends = ends.len(),
+        claims = claims_asked,
+        micros = started.elapsed().as_micros(),
+        "batch written"
+    );
+    let ready = match (&written.claimed, first_claim) {
+        (Ok(taken), Some(asked))
+            if taken.len() < usize::try_from(asked.max).unwrap_or(usize::MAX) =>
+        {
+            Ready::Taken
+        }
+        _ => Ready::MaybeLeft,
+    };
+    // Items of a part that failed together are written again one by one,
+    // after the claim.
+    let ready_if = |ok: bool| if ok { ready } else { Ready::MaybeLeft };
+    let (created_ready, recorded_ready) = (
+        ready_if(written.created.is_ok()),
+        ready_if(written.finished.is_ok()),
+    );
+    let mut created = created_each(&*store, &creates, now, written.created)
+        .await
+        .into_iter();
+    let mut recorded = recorded_each(&*store, &finishes, written.finished)
+        .await
+        .into_iter();
+    let mut claimed = vec![written.claimed];
+    // Only the claim loop claims, one claim at a time: a second one in a
+    // batch is unexpected, but is served too.
+    for claim in claims {
+        let alone = WriteBatch {
+            claim: Some(claim),
+            ..WriteBatch::default()
+        };
+        claimed.push(store.write(alone).await.claimed);
+    }
+    let mut claimed = claimed.into_iter();
+    kinds
+        .into_iter()
+        .map(|kind| match kind {
+            Kind::Create => WriteResult::Created(
+                created.next().unwrap_or_else(|| Err(missing())),
+                created_ready,
+            ),
+            Kind::End => WriteResult::Recorded(
+                recorded.next().unwrap_or_else(|| Err(missing())),
+                recorded_ready,
+            ),
+            // A claim after the stop took nothing.
+            Kind::Claim => WriteResult::Claimed(claimed.next().unwrap_or_else(|| Ok(Vec::new()))),
+        })
+        .collect()
+}
+
+/// One workflow planner per execution with ends in `ends`, at the time of
+/// its last end (the time only stamps the steps it makes ready).
+fn workflow_planners(ends: &[QueuedEnd]) -> HashMap<&str, OwnedPlanner> {
+    let mut latest: HashMap<&str, (&Arc<Workflow>, i64)> = HashMap::new();
+    for queued in ends {
+        if let EndPlanner::Workflow(workflow) = &queued.planner {
+            let at = latest
+                .entry(&queued.end.claim.execution_id)
+                .or_insert((workflow, queued.now_ms));
+            *at = (workflow, at.1.max(queued.now_ms));
+        }
+    }
+    latest
+        .into_iter()
+        .map(|(id, (workflow, now_ms))| {
+            let workflow = workflow.clone();
+            let planner: OwnedPlanner =
+                Box::new(move |snapshot: &Snapshot| planner::plan(&workflow, snapshot, now_ms));
+            (id, planner)
+        })
+        .collect()
+}
+
+#[derive(Clone, Copy)]
+enum Kind {
+    Create,
+    End,
+    Claim,
+}
+
+/// A store returned fewer results than items (a bug in the store).
+fn missing() -> StoreError {
+    StoreError::Corrupt {
+        what: "batch result",
+        reason: "the store returned fewer results than writes".into(),
+    }
+}
+
+/// One result per execution of `batch`, created (all or none) with the
+/// result `together`; if that failed, each is created on its own.
+async fn created_each(
+    store: &dyn Store,
+    batch: &[NewExecution],
+    now_ms: i64,
+    together: Result<(), StoreError>,
+) -> Vec<Result<(), StoreError>> {
+    match together {
+        Ok(()) => batch.iter().map(|_| Ok(())).collect(),
+        Err(error) if batch.len() == 1 => vec![Err(error)],
+        Err(error) => {
+            tracing::warn!(%error, executions = batch.len(), "creating a batch failed; creating its executions one by one");
+            let mut results = Vec::with_capacity(batch.len());
+            for new in batch {
+                results.push(store.create_execution(new, now_ms).await);
+            }
+            results
+        }
+    }
+}
+
+/// One result per end of `batch`, recorded (all or none) with the result
+/// `together`; if that failed, each is recorded on its own.
+async fn recorded_each(
+    store: &dyn Store,
+    batch: &[Finish<'_>],
+    together: Result<Vec<Option<Arc<Snapshot>>>, StoreError>,
+) -> Vec<Result<Option<Arc<Snapshot>>, StoreError>> {
+    match together {
+        Ok(after) => after.into_iter().map(Ok).collect(),
+        Err(error) if batch.len() == 1 => vec![Err(error)],
+        Err(error) => {
+            tracing::warn!(%error, ends = batch.len(), "recording a batch failed; recording its ends one by one");
+            let mut results = Vec::with_capacity(batch.len());
+            for f in batch {
+                let after = store.finish_attempt(f.end, f.now_ms, f.planner).await;
+                results.push(after.map(|after| after.map(Arc::new)));
+            }
+            results
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An execution created with one ready step, as a submit makes it.
+    fn one_ready_step(id: &str) -> NewExecution {
+        NewExecution {
+            id: id.into(),
+            workflow: "w".into(),
+            workflow_version: "v1".into(),
+            input: crate::store::Object::new(),
+            steps: vec![crate::store::StepChange::Ready {
+                step_id: "a".into(),
+                input: crate::store::Object::new(),
+                not_before_ms: 0,
+            }],
+            finish: None,
+        }
+    }
+
+    /// The results of a batch of one create and one claim, both `Ok`.
+    fn created_then_claimed(written: &[WriteResult]) -> anyhow::Result<(Ready, &[Claim])> {
+        match written {
+            [
+                WriteResult::Created(Ok(()), ready),
+                WriteResult::Claimed(Ok(claims)),
+            ] => Ok((*ready, claims)),
+            _ => anyhow::bail!("expected a create and a claim, both Ok"),
+        }
+    }
+
+    /// A claim that rides with creates takes the steps they made ready in
+    /// the same transaction, and says so (no wake-up needed); after the
+    /// stop, a claim takes nothing and the creates ask for a wake-up.
+    #[tokio::test]
+    async fn a_claim_riding_with_creates_takes_their_ready_steps() -> anyhow::Result<()> {
+        let dir = tempfile::tempdir()?;
+        let url = format!("sqlite://{}", dir.path().join("corral.db").display());
+        let store = crate::store::connect(&url).await?;
+        let definition = serde_json::json!({ "name": "w", "steps": [] });
+        store.apply_workflow("w", "v1", &definition, 0).await?;
+        let claim = || Write::Claim(ClaimRequest::new("r", 4, now_ms() + 60_000, now_ms()));
+
+        let written = write(
+            store.clone(),
+            vec![Write::Create(one_ready_step("e1")), claim()],
+            CancellationToken::new(),
+        )
+        .await;
+        let (created_ready, claims) = created_then_claimed(&written)?;
+        assert_eq!(created_ready, Ready::Taken);
+        let claimed: Vec<_> = claims
+            .iter()
+            .map(|c| (c.execution_id.as_str(), c.step_id.as_str()))
+            .collect();
+        assert_eq!(claimed, [("e1", "a")]);
+
+        let stopped = CancellationToken::new();
+        stopped.cancel();
+        let written = write(
+            store.clone(),
+            vec![Write::Create(one_ready_step("e2")), claim()],
+            stopped,
+        )
+        .await;
+        let (created_ready, claims) = created_then_claimed(&written)?;
+        assert_eq!(created_ready, Ready::MaybeLeft);
+        assert!(claims.is_empty(), "claimed after the stop: {claims:?}");
+        store.close().await;
+        Ok(())
+    }
+}

@@ -18,28 +18,15 @@ use crate::store::StoreError;
 /// under SQLite's bound-parameter limit (32,766, per statement).
 const ROWS_PER_STATEMENT: usize = 1_000;
 
-/// Runs `head VALUES (…), (…) tail` over `rows`, `bind` pushing one row's
-/// parameters (at most 32); returns every row the statements return.
+/// Statements over rows, sent to SQLite as one query: sqlx 0.8 runs a
+/// query of several statements one after the other, binding parameters in
+/// order, and returns the rows of all of them, in order.
 ///
-/// For an `INSERT`, `head` names the table and columns and `tail` is empty;
-/// for an `UPDATE` or `SELECT` over the rows, `head` opens a common table
-/// expression (`WITH v(a, b) AS (`) and `tail` closes it and reads `v`.
-pub(super) async fn rows<'a, T>(
-    conn: &mut SqliteConnection,
-    doing: &'static str,
-    head: &str,
-    rows: &'a [T],
-    tail: &str,
-    bind: impl FnMut(Separated<'_, 'a, Sqlite, &'static str>, &'a T),
-) -> Result<Vec<SqliteRow>, StoreError> {
-    let mut query = Statements::default();
-    query.push(head, rows, tail, bind);
-    query.run(conn, doing).await
-}
-
-/// Statements over rows (see [`rows`]), sent to SQLite as one query: sqlx
-/// 0.8 runs a query of several statements one after the other, binding
-/// parameters in order, and returns the rows of all of them, in order.
+/// Each statement is `head VALUES (…), (…) tail`, `bind` pushing one row's
+/// parameters (at most 32). For an `INSERT`, `head` names the table and
+/// columns and `tail` is empty; for an `UPDATE` or `SELECT` over the rows,
+/// `head` opens a common table expression (`WITH v(a, b) AS (`) and `tail`
+/// closes it and reads `v`.
 #[derive(Default)]
 pub(super) struct Statements<'a> {
     query: Option<QueryBuilder<'a, Sqlite>>,
@@ -53,20 +40,36 @@ impl<'a> Statements<'a> {
         head: &str,
         rows: &'a [T],
         tail: &str,
-        mut bind: impl FnMut(Separated<'_, 'a, Sqlite, &'static str>, &'a T),
+        bind: impl FnMut(Separated<'_, 'a, Sqlite, &'static str>, &'a T),
     ) {
-        for chunk in rows.chunks(ROWS_PER_STATEMENT) {
-            let query = match &mut self.query {
-                Some(query) => {
-                    query.push(";\n");
-                    query
-                }
-                None => self.query.insert(QueryBuilder::new("")),
-            };
+        self.push_iter(head, rows, tail, bind);
+    }
+
+    /// [`push`](Self::push) over rows given by value.
+    pub(super) fn push_iter<T>(
+        &mut self,
+        head: &str,
+        rows: impl IntoIterator<Item = T>,
+        tail: &str,
+        mut bind: impl FnMut(Separated<'_, 'a, Sqlite, &'static str>, T),
+    ) {
+        let mut rows = rows.into_iter().peekable();
+        while rows.peek().is_some() {
+            let query = self.next_statement();
             query.push(head);
-            query.push_values(chunk, &mut bind);
+            query.push_values(rows.by_ref().take(ROWS_PER_STATEMENT), &mut bind);
             query.push(tail);
         }
+    }
+
+    /// The builder, ready for one more statement.
+    fn next_statement(&mut self) -> &mut QueryBuilder<'a, Sqlite> {
+        let first = self.query.is_none();
+        let query = self.query.get_or_insert_with(|| QueryBuilder::new(""));
+        if !first {
+            query.push(";\n");
+        }
+        query
     }
 
     /// Runs the statements in one round trip (none if there are none) and

@@ -111,11 +111,14 @@ pub(super) async fn insert_executions(
     batch: &[NewExecution],
     now_ms: i64,
 ) -> Result<(), StoreError> {
-    let runs: Vec<(&str, &StepChange)> = batch
-        .iter()
-        .flat_map(|new| new.steps.iter().map(|step| (new.id.as_str(), step)))
-        .collect();
     let mut query = bulk::Statements::default();
+    push_inserts(&mut query, batch, now_ms);
+    query.run(conn, "creating executions").await?;
+    Ok(())
+}
+
+/// Adds the statements of [`insert_executions`] to `query`.
+fn push_inserts<'a>(query: &mut bulk::Statements<'a>, batch: &'a [NewExecution], now_ms: i64) {
     query.push(
         "INSERT INTO executions
            (id, workflow, workflow_version, input, status, error, created_at, finished_at) ",
@@ -137,9 +140,12 @@ pub(super) async fn insert_executions(
                 .push_bind(new.finish.as_ref().map(|_| now_ms));
         },
     );
-    query.push(
+    let runs = batch
+        .iter()
+        .flat_map(|new| new.steps.iter().map(move |step| (new.id.as_str(), step)));
+    query.push_iter(
         "INSERT INTO task_runs (execution_id, step_id, status, input, not_before, updated_at) ",
-        &runs,
+        runs,
         "",
         |mut row, (execution_id, step)| {
             let (status, input, not_before) = match step {
@@ -156,7 +162,7 @@ pub(super) async fn insert_executions(
                 StepChange::Skipped { .. } => ("skipped", None, 0),
                 StepChange::Cancelled { .. } => ("cancelled", None, 0),
             };
-            row.push_bind(*execution_id)
+            row.push_bind(execution_id)
                 .push_bind(step.step_id())
                 .push_bind(status)
                 .push_bind(input)
@@ -164,8 +170,6 @@ pub(super) async fn insert_executions(
                 .push_bind(now_ms);
         },
     );
-    query.run(conn, "creating executions").await?;
-    Ok(())
 }
 
 /// Claims ready task runs inside the caller's transaction.
@@ -173,46 +177,78 @@ async fn claim(
     conn: &mut SqliteConnection,
     request: &ClaimRequest,
 ) -> Result<Vec<Claim>, StoreError> {
-    let doing = "claiming task runs";
+    let mut query = bulk::Statements::default();
+    push_claim(&mut query, request);
+    claims_from(&query.run(conn, CLAIMING).await?)
+}
+
+const CLAIMING: &str = "claiming task runs";
+
+/// Adds the statements of a claim to `query`; they return one row per task
+/// run claimed (read them with [`claims_from`]), and no other.
+///
+/// The first claims the batch and returns what each claim needs (its
+/// workflow version too); the second records an attempt for each run it
+/// claimed: those held by this runner, stamped now, whose attempt number
+/// has no attempt yet (a claim numbers its attempt one past the last
+/// recorded one).
+fn push_claim<'a>(query: &mut bulk::Statements<'a>, request: &'a ClaimRequest) {
     let ClaimRequest {
         runner_id,
         max,
         lease_until_ms,
         now_ms,
     } = request;
-    // One statement claims the batch and returns what each claim needs
-    // (its workflow version too); the next, in the same round trip, records
-    // an attempt for each run it claimed: those held by this runner, stamped
-    // now, whose attempt number has no attempt yet (a claim numbers its
-    // attempt one past the last recorded one).
-    let rows = sqlx::query(
-        "UPDATE task_runs SET status = 'running', claimed_by = ?1, lease_until = ?2,
-                    attempts = attempts + 1, updated_at = ?3,
-                    attempt_number = (SELECT COALESCE(MAX(a.number), 0) + 1 FROM attempts a
-                                      WHERE a.execution_id = task_runs.execution_id
-                                        AND a.step_id = task_runs.step_id)
-             WHERE rowid IN (SELECT rowid FROM task_runs
-                             WHERE status = 'ready' AND not_before <= ?3
-                             ORDER BY not_before, execution_id, step_id LIMIT ?4)
-             RETURNING execution_id, step_id, attempts, input, attempt_number,
-                       (SELECT workflow FROM executions e
-                        WHERE e.id = task_runs.execution_id) AS workflow,
-                       (SELECT workflow_version FROM executions e
-                        WHERE e.id = task_runs.execution_id) AS workflow_version;
-         INSERT INTO attempts (execution_id, step_id, number, runner_id, started_at)
-             SELECT t.execution_id, t.step_id, t.attempt_number, ?1, ?3 FROM task_runs t
-             WHERE t.status = 'running' AND t.claimed_by = ?1 AND t.updated_at = ?3
-               AND NOT EXISTS (SELECT 1 FROM attempts a
-                               WHERE a.execution_id = t.execution_id
-                                 AND a.step_id = t.step_id AND a.number = t.attempt_number)",
-    )
-    .bind(runner_id)
-    .bind(*lease_until_ms)
-    .bind(*now_ms)
-    .bind(i64::from(*max))
-    .fetch_all(&mut *conn)
-    .await
-    .map_err(query_err(doing))?;
+    query.push_iter(
+        "WITH p(runner, lease_until, now, max) AS (",
+        [(
+            runner_id.as_str(),
+            *lease_until_ms,
+            *now_ms,
+            i64::from(*max),
+        )],
+        ") UPDATE task_runs
+             SET status = 'running', claimed_by = (SELECT runner FROM p),
+                 lease_until = (SELECT lease_until FROM p), attempts = attempts + 1,
+                 updated_at = (SELECT now FROM p),
+                 attempt_number = (SELECT COALESCE(MAX(a.number), 0) + 1 FROM attempts a
+                                   WHERE a.execution_id = task_runs.execution_id
+                                     AND a.step_id = task_runs.step_id)
+           WHERE rowid IN (SELECT rowid FROM task_runs
+                           WHERE status = 'ready' AND not_before <= (SELECT now FROM p)
+                           ORDER BY not_before, execution_id, step_id
+                           LIMIT (SELECT max FROM p))
+           RETURNING execution_id, step_id, attempts, input, attempt_number,
+                     (SELECT workflow FROM executions e
+                      WHERE e.id = task_runs.execution_id) AS workflow,
+                     (SELECT workflow_version FROM executions e
+                      WHERE e.id = task_runs.execution_id) AS workflow_version",
+        |mut row, (runner, lease_until, now, max)| {
+            row.push_bind(runner)
+                .push_bind(lease_until)
+                .push_bind(now)
+                .push_bind(max);
+        },
+    );
+    query.push_iter(
+        "WITH p(runner, now) AS (",
+        [(runner_id.as_str(), *now_ms)],
+        ") INSERT INTO attempts (execution_id, step_id, number, runner_id, started_at)
+           SELECT t.execution_id, t.step_id, t.attempt_number, p.runner, p.now
+           FROM p JOIN task_runs t
+             ON t.status = 'running' AND t.claimed_by = p.runner AND t.updated_at = p.now
+           WHERE NOT EXISTS (SELECT 1 FROM attempts a
+                             WHERE a.execution_id = t.execution_id
+                               AND a.step_id = t.step_id AND a.number = t.attempt_number)",
+        |mut row, (runner, now)| {
+            row.push_bind(runner).push_bind(now);
+        },
+    );
+}
+
+/// The claims in the rows the statements of [`push_claim`] returned.
+fn claims_from(rows: &[SqliteRow]) -> Result<Vec<Claim>, StoreError> {
+    let doing = CLAIMING;
     let mut claims = Vec::with_capacity(rows.len());
     for row in rows {
         let get = |name: &str| row.try_get::<String, _>(name).map_err(query_err(doing));
@@ -230,6 +266,30 @@ async fn claim(
         });
     }
     Ok(claims)
+}
+
+/// The writes of a [`WriteBatch`] that follow its attempt ends' re-plan, in
+/// the same round trip as the re-plan's own writes: the new executions,
+/// then the claim, which so takes the steps both made ready. Only the
+/// claim returns rows.
+#[derive(Default, Clone, Copy)]
+pub(super) struct Tail<'t> {
+    pub(super) creates: &'t [NewExecution],
+    pub(super) now_ms: i64,
+    pub(super) claim: Option<&'t ClaimRequest>,
+}
+
+impl<'t> Tail<'t> {
+    /// Adds the tail's statements to `query`.
+    pub(super) fn push<'q>(&self, query: &mut bulk::Statements<'q>)
+    where
+        't: 'q,
+    {
+        push_inserts(query, self.creates, self.now_ms);
+        if let Some(request) = self.claim {
+            push_claim(query, request);
+        }
+    }
 }
 
 impl SqliteStore {
@@ -271,10 +331,18 @@ impl SqliteStore {
             .begin_with("BEGIN IMMEDIATE")
             .await
             .map_err(query_err(doing))?;
-        insert_executions(&mut tx, batch.creates, batch.now_ms).await?;
-        let finished = finish::finish_attempts(&mut tx, batch.finishes).await?;
+        // Ends first (their updates say which were recorded), then one
+        // round trip for the re-plan's writes, the new executions and the
+        // claim: new executions are independent of the ends, and the claim
+        // comes after both.
+        let tail = Tail {
+            creates: batch.creates,
+            now_ms: batch.now_ms,
+            claim: batch.claim,
+        };
+        let (finished, tail_rows) = finish::finish_attempts(&mut tx, batch.finishes, tail).await?;
         let claimed = match batch.claim {
-            Some(request) => claim(&mut tx, request).await?,
+            Some(_) => claims_from(&tail_rows)?,
             None => Vec::new(),
         };
         tx.commit().await.map_err(query_err(doing))?;
@@ -317,7 +385,7 @@ impl SqliteStore {
             .begin_with("BEGIN IMMEDIATE")
             .await
             .map_err(query_err(doing))?;
-        let after = finish::finish_attempts(&mut tx, batch).await?;
+        let (after, _) = finish::finish_attempts(&mut tx, batch, Tail::default()).await?;
         tx.commit().await.map_err(query_err(doing))?;
         Ok(after)
     }
@@ -371,7 +439,7 @@ impl SqliteStore {
                 planner,
             })
             .collect();
-        replan::replan(&mut tx, &replans).await?;
+        replan::replan(&mut tx, &replans, Tail::default()).await?;
         tx.commit().await.map_err(query_err(doing))?;
         Ok(rows.len() as u64)
     }
@@ -403,7 +471,10 @@ impl SqliteStore {
                 now_ms,
                 planner,
             };
-            replan::replan(&mut tx, &[replan]).await?.remove(id)
+            replan::replan(&mut tx, &[replan], Tail::default())
+                .await?
+                .0
+                .remove(id)
         };
         tx.commit().await.map_err(query_err(doing))?;
         Ok(after)

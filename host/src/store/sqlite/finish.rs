@@ -6,8 +6,10 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use sqlx::query_builder::Separated;
+use sqlx::sqlite::SqliteRow;
 use sqlx::{Row, Sqlite, SqliteConnection};
 
+use super::executions::Tail;
 use super::replan::{self, Replan};
 use super::{bulk, query_err};
 use crate::store::records::RunAfterEnd;
@@ -38,12 +40,15 @@ impl<'a> EndRow<'a> {
     }
 }
 
-/// Records `batch` inside the caller's transaction; see
-/// [`Store::finish_attempts`](crate::store::Store::finish_attempts).
+/// Records `batch` inside the caller's transaction (see
+/// [`Store::finish_attempts`](crate::store::Store::finish_attempts)), then
+/// writes `tail` in the round trip of the re-plan's writes; returns the
+/// executions after and the rows `tail` returned.
 pub(super) async fn finish_attempts(
     conn: &mut SqliteConnection,
     batch: &[Finish<'_>],
-) -> Result<Vec<Option<Arc<Snapshot>>>, StoreError> {
+    tail: Tail<'_>,
+) -> Result<(Vec<Option<Arc<Snapshot>>>, Vec<SqliteRow>), StoreError> {
     let doing = "recording attempts";
     let ends: Vec<EndRow<'_>> = batch.iter().map(EndRow::new).collect();
     let logs: Vec<String> = ends
@@ -125,16 +130,17 @@ pub(super) async fn finish_attempts(
     // One snapshot per execution, shared by its ends: a wide execution's
     // ends (a shutdown interrupting hundreds of its steps) are not each
     // handed a copy of every step.
-    let after: HashMap<String, Arc<Snapshot>> = replan::replan(conn, &replans)
-        .await?
+    let (after, tail_rows) = replan::replan(conn, &replans, tail).await?;
+    let after: HashMap<String, Arc<Snapshot>> = after
         .into_iter()
         .map(|(id, snapshot)| (id, Arc::new(snapshot)))
         .collect();
-    Ok(ends
+    let finished = ends
         .iter()
         .zip(is_recorded)
         .map(|(end, recorded)| recorded.then(|| after.get(end.key().0).cloned()).flatten())
-        .collect())
+        .collect();
+    Ok((finished, tail_rows))
 }
 
 /// Binds an end's claim key and runner: the first columns of both updates.

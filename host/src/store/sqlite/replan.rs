@@ -6,10 +6,11 @@
 use std::collections::HashMap;
 
 use sqlx::query_builder::Separated;
+use sqlx::sqlite::SqliteRow;
 use sqlx::{Row, Sqlite, SqliteConnection};
 
 use super::bulk;
-use super::executions::{execution_record, task_run_record};
+use super::executions::{Tail, execution_record, task_run_record};
 use super::query_err;
 use crate::store::{ExecutionStatus, Planner, Snapshot, StoreError, TaskRunStatus};
 
@@ -83,10 +84,14 @@ pub(super) async fn load_snapshot(
 /// the map. A planner that has just run on an execution is not run on it
 /// again: nothing but its own plan changed the execution since, and a
 /// planner decides nothing new from the state its own plan made.
+///
+/// `tail` goes in the round trip of those writes, after them; its rows are
+/// returned beside the executions.
 pub(super) async fn replan(
     conn: &mut SqliteConnection,
     batch: &[Replan<'_>],
-) -> Result<HashMap<String, Snapshot>, StoreError> {
+    tail: Tail<'_>,
+) -> Result<(HashMap<String, Snapshot>, Vec<SqliteRow>), StoreError> {
     let ids: Vec<&str> = batch.iter().map(|r| r.id).collect();
     let mut snapshots = load_snapshots(conn, &ids).await?;
     let before: HashMap<String, (ExecutionStatus, Vec<TaskRunStatus>)> = snapshots
@@ -145,9 +150,12 @@ pub(super) async fn replan(
             });
         }
     }
-    write_steps(conn, &steps).await?;
-    finish_executions(conn, &finishes).await?;
-    Ok(snapshots)
+    let mut query = bulk::Statements::default();
+    push_steps(&mut query, &steps);
+    push_finishes(&mut query, &finishes);
+    tail.push(&mut query);
+    let tail_rows = query.run(conn, "applying a plan").await?;
+    Ok((snapshots, tail_rows))
 }
 
 /// A task run's new state.
@@ -161,13 +169,11 @@ struct StepRow<'a> {
     now_ms: i64,
 }
 
-/// Writes step changes, exactly as [`Snapshot::apply`] made them in
-/// memory. Each update is guarded by the states a plan may move a step from, so a stale
-/// plan can never move a step backwards.
-async fn write_steps(conn: &mut SqliteConnection, steps: &[StepRow<'_>]) -> Result<(), StoreError> {
-    bulk::rows(
-        conn,
-        "applying a plan",
+/// Adds the writes of step changes, exactly as [`Snapshot::apply`] made
+/// them in memory. Each update is guarded by the states a plan may move a
+/// step from, so a stale plan can never move a step backwards.
+fn push_steps<'a>(query: &mut bulk::Statements<'a>, steps: &'a [StepRow<'_>]) {
+    query.push(
         "WITH v(e, s, status, input, not_before, now) AS (",
         steps,
         ") UPDATE task_runs
@@ -185,9 +191,7 @@ async fn write_steps(conn: &mut SqliteConnection, steps: &[StepRow<'_>]) -> Resu
                 .push_bind(step.not_before_ms)
                 .push_bind(step.now_ms);
         },
-    )
-    .await?;
-    Ok(())
+    );
 }
 
 /// An execution's final state.
@@ -198,14 +202,10 @@ pub(super) struct FinishRow<'a> {
     pub(super) finished_at_ms: i64,
 }
 
-/// Ends running executions (one already over is left as it is).
-pub(super) async fn finish_executions(
-    conn: &mut SqliteConnection,
-    finishes: &[FinishRow<'_>],
-) -> Result<(), StoreError> {
-    bulk::rows(
-        conn,
-        "ending executions",
+/// Adds the writes that end running executions (one already over is left
+/// as it is).
+pub(super) fn push_finishes<'a>(query: &mut bulk::Statements<'a>, finishes: &'a [FinishRow<'_>]) {
+    query.push(
         "WITH v(id, status, error, finished_at) AS (",
         finishes,
         ") UPDATE executions
@@ -217,7 +217,5 @@ pub(super) async fn finish_executions(
                 .push_bind(finish.error)
                 .push_bind(finish.finished_at_ms);
         },
-    )
-    .await?;
-    Ok(())
+    );
 }

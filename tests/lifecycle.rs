@@ -96,6 +96,22 @@ async fn start_eight_guests(runner: &Runner) -> ExecutionHandle {
     handle
 }
 
+/// A runner of `concurrency` slots on a fresh SQLite file (in the returned
+/// directory, as `corral.db`) with the eight guests of one execution
+/// running.
+async fn eight_guests_running(concurrency: usize) -> (tempfile::TempDir, Runner, ExecutionHandle) {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("corral.db");
+    let runner = runner_builder(&db)
+        .concurrency(concurrency)
+        .build()
+        .await
+        .unwrap();
+    setup(&runner, BUSY_AND_ASLEEP).await;
+    let handle = start_eight_guests(&runner).await;
+    (dir, runner, handle)
+}
+
 /// The SQLite file can be opened with an exclusive lock: no connection of
 /// the old runner is left.
 async fn assert_exclusive_lock(db: &Path) {
@@ -229,14 +245,23 @@ fn shutdown_halts_what_outlives_the_grace_and_records_it_as_interrupted() {
     });
 }
 
+/// With slots to spare, the claim loop waits inside a write (its claim
+/// parked for the next batch) when the shutdown comes; with no grace, every
+/// attempt it stops still counts as halted, none as finished.
+#[test]
+fn shutdown_without_grace_counts_every_stopped_attempt_as_halted() {
+    serial(async || {
+        let (_dir, runner, _) = eight_guests_running(12).await;
+        let report = runner.shutdown(Duration::ZERO).await;
+        assert_eq!((report.finished, report.halted), (0, 8), "{report:?}");
+    });
+}
+
 #[test]
 fn shutdown_lets_attempts_finish_within_the_grace() {
     serial(async || {
-        let dir = tempfile::tempdir().unwrap();
+        let (dir, runner, handle) = eight_guests_running(8).await;
         let db = dir.path().join("corral.db");
-        let runner = runner_builder(&db).concurrency(8).build().await.unwrap();
-        setup(&runner, BUSY_AND_ASLEEP).await;
-        let handle = start_eight_guests(&runner).await;
         let report = runner.shutdown(Duration::from_secs(20)).await;
         assert_eq!((report.finished, report.halted), (8, 0), "{report:?}");
         drop(runner);

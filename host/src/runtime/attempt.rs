@@ -17,10 +17,11 @@ use crate::store::{
 };
 use crate::workflow::{FailureKind, NextAttempt, RetryPolicy, TaskDefaults, Workflow};
 
-/// Runs `claim` and records it. Errors are logged: an attempt whose end
-/// could not be recorded keeps its lease until it expires, then the reaper
-/// returns it to the queue.
-pub(crate) async fn run_claim(shared: Arc<Shared>, claim: Claim) {
+/// Runs `claim` and records it; returns whether a halt of the sandbox
+/// stopped it. Errors are logged: an attempt whose end could not be
+/// recorded keeps its lease until it expires, then the reaper returns it to
+/// the queue.
+pub(crate) async fn run_claim(shared: Arc<Shared>, claim: Claim) -> Halted {
     let span = tracing::info_span!(
         "task_run",
         execution = %claim.execution_id,
@@ -34,6 +35,7 @@ pub(crate) async fn run_claim(shared: Arc<Shared>, claim: Claim) {
         // far it got, and a drain waiting for every attempt's end to be
         // queued (see `record`) sees this one.
         shared.running.insert(key.clone(), control.clone());
+        let mut halted = Halted(false);
         let (end, planner) = match shared
             .catalog
             .workflow(&claim.workflow, &claim.workflow_version)
@@ -42,6 +44,10 @@ pub(crate) async fn run_claim(shared: Arc<Shared>, claim: Claim) {
             Ok(workflow) => {
                 shared.progress.running(&claim.execution_id, &claim.step_id);
                 let ran = attempt(&shared, &workflow, &claim, &control).await;
+                halted = Halted(match &ran {
+                    Ok((report, _)) => matches!(report.outcome, Outcome::Halted),
+                    Err(_) => shared.sandbox.is_halted(),
+                });
                 let end = match ran {
                     Ok((report, retry)) => end_of(&shared, &claim, &report, &retry),
                     // Halted while loading the plugin: not the task's fault either.
@@ -58,10 +64,16 @@ pub(crate) async fn run_claim(shared: Arc<Shared>, claim: Claim) {
         };
         tracing::info!(outcome = %end.outcome, "attempt ended");
         record(&shared, &key, end, planner).await;
+        halted
     }
     .instrument(span)
     .await
 }
+
+/// Whether a halt of the sandbox stopped an attempt (rather than the
+/// attempt ending by itself).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Halted(pub(crate) bool);
 
 /// Queues `end` for recording, then takes the attempt out of
 /// `shared.running` (in that order: once the map is empty, every end is in

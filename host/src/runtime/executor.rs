@@ -8,7 +8,7 @@ use tokio::task::JoinSet;
 use tokio::time::{Instant, sleep, sleep_until};
 
 use super::Shared;
-use super::attempt::run_claim;
+use super::attempt::{Halted, run_claim};
 use super::batch::{Write, WriteResult};
 use crate::store::{ClaimRequest, Wakeup, now_ms};
 
@@ -42,7 +42,7 @@ pub(crate) async fn run_executor(
     );
     // Free slots needed before claiming: a batch's worth under backlog
     // (while attempts are in flight to free more), else one.
-    let claim_threshold = |backlog: bool, attempts: &JoinSet<()>| {
+    let claim_threshold = |backlog: bool, attempts: &JoinSet<Halted>| {
         if backlog && !attempts.is_empty() {
             batch_threshold
         } else {
@@ -113,8 +113,9 @@ pub(crate) async fn run_executor(
                     };
                     let shared = shared.clone();
                     attempts.spawn(async move {
-                        run_claim(shared, claim).await;
+                        let halted = run_claim(shared, claim).await;
                         drop(slot);
+                        halted
                     });
                 }
                 // There may be more: claim again at once.
@@ -163,7 +164,15 @@ async fn listen(shared: &Arc<Shared>) -> Option<AbortOnDrop> {
     })))
 }
 
-async fn drain(shared: &Shared, mut attempts: JoinSet<()>, grace: Option<Duration>) -> DrainReport {
+/// Waits up to `grace` for `attempts`, then halts the rest and waits for
+/// them. Each attempt is counted by how it ended (by itself, or halted),
+/// not by when its task was joined: with no grace, the halt comes before
+/// this runs, and halted attempts may be over by then.
+async fn drain(
+    shared: &Shared,
+    mut attempts: JoinSet<Halted>,
+    grace: Option<Duration>,
+) -> DrainReport {
     let mut report = DrainReport::default();
     let deadline = Instant::now() + grace.unwrap_or_default();
     loop {
@@ -171,15 +180,26 @@ async fn drain(shared: &Shared, mut attempts: JoinSet<()>, grace: Option<Duratio
             biased;
             () = sleep_until(deadline) => break,
             next = attempts.join_next() => match next {
-                Some(_) => report.finished += 1,
+                Some(joined) => report.count(joined),
                 None => return report,
             },
         }
     }
-    report.halted = attempts.len();
     // Halted attempts end as `halted` and are recorded as interrupted: back
     // to the queue without using up a retry.
     shared.halt_all().await;
-    while attempts.join_next().await.is_some() {}
+    while let Some(joined) = attempts.join_next().await {
+        report.count(joined);
+    }
     report
+}
+
+impl DrainReport {
+    fn count(&mut self, joined: Result<Halted, tokio::task::JoinError>) {
+        match joined {
+            Ok(Halted(true)) => self.halted += 1,
+            Ok(Halted(false)) => self.finished += 1,
+            Err(error) => tracing::error!(%error, "an attempt task failed"),
+        }
+    }
 }

@@ -35,8 +35,7 @@ pub(crate) async fn run_claim(shared: Arc<Shared>, claim: Claim) -> Halted {
         // far it got, and a drain waiting for every attempt's end to be
         // queued (see `record`) sees this one.
         shared.running.insert(key.clone(), control.clone());
-        let mut halted = Halted(false);
-        let (end, planner) = match shared
+        let (end, planner, halted) = match shared
             .catalog
             .workflow(&claim.workflow, &claim.workflow_version)
             .await
@@ -44,7 +43,7 @@ pub(crate) async fn run_claim(shared: Arc<Shared>, claim: Claim) -> Halted {
             Ok(workflow) => {
                 shared.progress.running(&claim.execution_id, &claim.step_id);
                 let ran = attempt(&shared, &workflow, &claim, &control).await;
-                halted = Halted(match &ran {
+                let halted = Halted(match &ran {
                     Ok((report, _)) => matches!(report.outcome, Outcome::Halted),
                     Err(_) => shared.sandbox.is_halted(),
                 });
@@ -58,9 +57,12 @@ pub(crate) async fn run_claim(shared: Arc<Shared>, claim: Claim) -> Halted {
                     Err(RunnerError::Plugin(error)) => deferred(&shared, &claim, &error),
                     Err(error) => setup_failure(&shared, &claim, &error),
                 };
-                (end, EndPlanner::Workflow(workflow))
+                (end, EndPlanner::Workflow(workflow), halted)
             }
-            Err(error) => failed_execution(&shared, &claim, &error),
+            Err(error) => {
+                let (end, planner) = failed_execution(&shared, &claim, &error);
+                (end, planner, Halted(false))
+            }
         };
         tracing::info!(outcome = %end.outcome, "attempt ended");
         record(&shared, &key, end, planner).await;

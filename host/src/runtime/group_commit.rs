@@ -12,19 +12,16 @@
 
 use std::future::Future;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
-use tokio::sync::{Notify, oneshot};
+use tokio::sync::{oneshot, watch};
 
 /// Commits items of type `T` in batches, each caller getting its own `R`.
 pub(crate) struct GroupCommit<T, R> {
     queue: Mutex<Vec<(T, oneshot::Sender<R>)>>,
     /// Held while a batch is being committed.
     turn: tokio::sync::Mutex<()>,
-    /// [`Hold`]s in place: no new batch starts while there are any.
-    holds: AtomicUsize,
-    /// Rung when a hold ends.
-    released: Notify,
+    /// How many [`Hold`]s are in place: no new batch starts while any is.
+    holds: watch::Sender<usize>,
 }
 
 impl<T, R> Default for GroupCommit<T, R> {
@@ -32,8 +29,7 @@ impl<T, R> Default for GroupCommit<T, R> {
         Self {
             queue: Mutex::new(Vec::new()),
             turn: tokio::sync::Mutex::new(()),
-            holds: AtomicUsize::new(0),
-            released: Notify::new(),
+            holds: watch::Sender::new(0),
         }
     }
 }
@@ -115,30 +111,19 @@ impl<T: Send + 'static, R: Send + 'static> GroupCommit<T, R> {
     /// batch after, as one transaction. Takes effect at once, without
     /// waiting.
     pub(crate) fn hold(&self) -> Hold<'_> {
-        self.holds.fetch_add(1, Ordering::AcqRel);
-        Hold {
-            holds: &self.holds,
-            released: &self.released,
-        }
+        self.holds.send_modify(|holds| *holds += 1);
+        Hold { holds: &self.holds }
     }
 
     /// The turn to commit, once no hold is in place.
     async fn open_turn(&self) -> tokio::sync::MutexGuard<'_, ()> {
+        let mut holds = self.holds.subscribe();
         loop {
-            loop {
-                let released = self.released.notified();
-                tokio::pin!(released);
-                // Registered before the check, so a release in between
-                // still wakes this caller.
-                released.as_mut().enable();
-                if self.holds.load(Ordering::Acquire) == 0 {
-                    break;
-                }
-                released.await;
-            }
+            // Err only if the sender is gone, and `self` owns it.
+            let _ = holds.wait_for(|holds| *holds == 0).await;
             let turn = self.turn.lock().await;
             // A hold may have begun while this caller waited for the turn.
-            if self.holds.load(Ordering::Acquire) == 0 {
+            if *self.holds.borrow() == 0 {
                 return turn;
             }
         }
@@ -156,14 +141,12 @@ impl<T: Send + 'static, R: Send + 'static> GroupCommit<T, R> {
 /// Keeps a [`GroupCommit`] from starting new batches while it lives (see
 /// [`GroupCommit::hold`]).
 pub(crate) struct Hold<'a> {
-    holds: &'a AtomicUsize,
-    released: &'a Notify,
+    holds: &'a watch::Sender<usize>,
 }
 
 impl Drop for Hold<'_> {
     fn drop(&mut self) {
-        self.holds.fetch_sub(1, Ordering::AcqRel);
-        self.released.notify_waiters();
+        self.holds.send_modify(|holds| *holds -= 1);
     }
 }
 

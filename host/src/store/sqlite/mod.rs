@@ -1,6 +1,7 @@
 //! The SQLite store: one file, WAL mode, embedded migrations.
 
 mod bulk;
+mod claim;
 mod executions;
 mod finish;
 mod plugins;

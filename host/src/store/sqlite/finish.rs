@@ -99,29 +99,21 @@ pub(super) async fn finish_attempts(
         ),
         bind_run,
     );
-    let recorded = query.run(conn, doing).await?;
-    let mut keys = HashSet::with_capacity(recorded.len());
-    for row in &recorded {
-        let execution_id: String = row.try_get("execution_id").map_err(query_err(doing))?;
-        let step_id: String = row.try_get("step_id").map_err(query_err(doing))?;
+    let rows = query.run(conn, doing).await?;
+    // Keys borrowed from the rows: no copy per end to look one up.
+    let mut keys = HashSet::with_capacity(rows.len());
+    for row in &rows {
+        let execution_id: &str = row.try_get("execution_id").map_err(query_err(doing))?;
+        let step_id: &str = row.try_get("step_id").map_err(query_err(doing))?;
         let number: i64 = row.try_get("attempt_number").map_err(query_err(doing))?;
         keys.insert((execution_id, step_id, number));
     }
-    let is_recorded: Vec<bool> = ends
-        .iter()
-        .map(|end| {
-            let (execution_id, step_id, number) = end.key();
-            keys.contains(&(execution_id.to_owned(), step_id.to_owned(), number))
-        })
-        .collect();
-    let recorded: Vec<&EndRow<'_>> = ends
+    let is_recorded: Vec<bool> = ends.iter().map(|end| keys.contains(&end.key())).collect();
+    let replans: Vec<Replan<'_>> = ends
         .iter()
         .zip(&is_recorded)
-        .filter_map(|(end, &recorded)| recorded.then_some(end))
-        .collect();
-    let replans: Vec<Replan<'_>> = recorded
-        .iter()
-        .map(|end| Replan {
+        .filter(|(_, recorded)| **recorded)
+        .map(|(end, _)| Replan {
             id: &end.finish.end.claim.execution_id,
             now_ms: end.finish.now_ms,
             planner: end.finish.planner,

@@ -57,8 +57,8 @@ pub(super) async fn load_snapshots(
         snapshots.insert(execution.id.clone(), Snapshot { execution, runs });
     }
     for row in runs {
-        let execution_id: String = row.try_get("execution_id").map_err(query_err(doing))?;
-        if let Some(snapshot) = snapshots.get_mut(&execution_id) {
+        let execution_id: &str = row.try_get("execution_id").map_err(query_err(doing))?;
+        if let Some(snapshot) = snapshots.get_mut(execution_id) {
             snapshot.runs.push(task_run_record(row)?);
         }
     }

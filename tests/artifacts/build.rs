@@ -57,6 +57,7 @@ fn main() {
     }
 
     let release = target_dir.join("wasm32-wasip2/release");
+    let variants = build_rogue_variants(&cmd, &release);
     let mut out = String::new();
     writeln!(out, "/// The directory of the plugin sources (`plugins/`).").unwrap();
     writeln!(
@@ -81,9 +82,69 @@ fn main() {
         )
         .unwrap();
     }
+    for (feature, wasm) in &variants {
+        writeln!(
+            out,
+            "/// Path of the `rogue` plugin built with feature `{feature}`."
+        )
+        .unwrap();
+        writeln!(
+            out,
+            "pub const ROGUE_{}: &str = {:?};",
+            feature.to_uppercase().replace('-', "_"),
+            wasm.display().to_string()
+        )
+        .unwrap();
+    }
     let out_file =
         PathBuf::from(env::var_os("OUT_DIR").expect("cargo sets OUT_DIR")).join("artifacts.rs");
     std::fs::write(out_file, out).expect("cannot write artifacts.rs");
+}
+
+/// The hostile variants of `plugins/rogue`: one component per feature.
+const ROGUE_FEATURES: &[&str] = &[
+    "huge-description",
+    "many-tasks",
+    "multiline-description",
+    "ships-grants",
+    "ships-victim",
+    "slow-describe",
+    "impostor",
+];
+
+/// Builds `rogue` once per feature of [`ROGUE_FEATURES`] with the same
+/// command as the main build, copying each component to
+/// `rogue-variants/rogue-<feature>.wasm` before the next build overwrites it.
+fn build_rogue_variants(base: &Command, release: &Path) -> Vec<(String, PathBuf)> {
+    let dir = release.join("rogue-variants");
+    std::fs::create_dir_all(&dir).expect("cannot create the rogue variants directory");
+    let mut built = Vec::new();
+    for feature in ROGUE_FEATURES {
+        run_again(base, &["-p", "rogue", "--features", feature]);
+        let wasm = dir.join(format!("rogue-{feature}.wasm"));
+        std::fs::copy(release.join("rogue.wasm"), &wasm).expect("cannot copy a rogue variant");
+        built.push(((*feature).to_owned(), wasm));
+    }
+    // The plain `rogue.wasm` is the well-behaved build again.
+    run_again(base, &["-p", "rogue"]);
+    built
+}
+
+/// Runs `base` (program, arguments and environment) again with `extra` arguments.
+fn run_again(base: &Command, extra: &[&str]) {
+    let mut cmd = Command::new(base.get_program());
+    cmd.args(base.get_args()).args(extra);
+    for (key, value) in base.get_envs() {
+        match value {
+            Some(value) => cmd.env(key, value),
+            None => cmd.env_remove(key),
+        };
+    }
+    let status = cmd.status().expect("cannot run cargo to build the plugins");
+    assert!(
+        status.success(),
+        "building the plugins with {extra:?} failed ({status})"
+    );
 }
 
 /// Every directory of `plugins/` with a Cargo.toml: one plugin crate each,

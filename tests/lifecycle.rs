@@ -68,12 +68,7 @@ input = { joined = true }
 /// tests take turns.
 fn serial(body: impl AsyncFnOnce()) {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(body());
+    two_worker_runtime().block_on(body());
 }
 
 fn alive_tasks() -> usize {
@@ -286,23 +281,30 @@ fn shutdown_lets_attempts_finish_within_the_grace() {
     });
 }
 
+fn two_worker_runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// A runner on `db` with the eight guests of [`BUSY_AND_ASLEEP`] running.
+async fn eight_guests_on(db: &Path) -> Runner {
+    let runner = runner_builder(db).concurrency(8).build().await.unwrap();
+    setup(&runner, BUSY_AND_ASLEEP).await;
+    start_eight_guests(&runner).await;
+    runner
+}
+
 #[test]
 fn drop_outside_a_runtime_does_not_panic_or_block() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("corral.db");
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    let (runner, store) = rt.block_on(async {
-        let runner = runner_builder(&db).concurrency(8).build().await.unwrap();
-        setup(&runner, BUSY_AND_ASLEEP).await;
-        start_eight_guests(&runner).await;
-        let store = runner.store().clone();
-        (runner, store)
-    });
+    let rt = two_worker_runtime();
+    let runner = rt.block_on(eight_guests_on(&db));
+    let store = runner.store().clone();
     let started = std::time::Instant::now();
     drop(runner);
     assert!(
@@ -315,6 +317,32 @@ fn drop_outside_a_runtime_does_not_panic_or_block() {
         assert_cpu_idle(Duration::from_millis(500)).await;
     });
     drop(store);
+    drop(rt);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(assert_exclusive_lock(&db));
+}
+
+#[test]
+fn drop_while_unwinding_or_in_a_runtime_shutting_down_does_not_panic() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("corral.db");
+    let rt = two_worker_runtime();
+    let runner = rt.block_on(eight_guests_on(&db));
+    // Dropped while its thread unwinds: a panic in the destructor would
+    // abort the test process.
+    let joined = std::thread::spawn(move || {
+        let _runner = runner;
+        panic!("the thread holding the runner failed");
+    })
+    .join();
+    assert!(joined.is_err());
+    // Dropped by a runtime shutting down, inside a task it aborts.
+    let runner = rt.block_on(async { runner_builder(&db).build().await.unwrap() });
+    rt.spawn(async move {
+        let _runner = runner;
+        std::future::pending::<()>().await;
+    });
     drop(rt);
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(assert_exclusive_lock(&db));

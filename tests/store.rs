@@ -17,8 +17,9 @@ use std::time::Duration;
 use corral::sandbox::{PluginInfo, TaskInfo};
 use corral::store::{
     self, Added, Applied, AttemptEnd, AttemptResult, Claim, ClaimRequest, ConnectOptions,
-    ExecutionFilter, ExecutionStatus, Finish, NewExecution, Object, Plan, Planner, PostgresStore,
-    Snapshot, StepChange, Store, StoreError, TaskRunStatus, WriteBatch,
+    ExecutionFilter, ExecutionStatus, Finish, NewExecution, NewWorkflow, Object, Plan, Planner,
+    PostgresStore, Snapshot, StepChange, Store, StoreError, TaskRunStatus, WorkflowOwner,
+    WriteBatch,
 };
 use serde_json::{Value, json};
 use sqlx::{Connection, PgConnection};
@@ -48,6 +49,7 @@ impl Db {
         let options = ConnectOptions {
             tenant: self.tenant.clone(),
             application_name: "corral-test-store".into(),
+            ..Default::default()
         };
         store::connect_with(&self.url, &options)
             .await
@@ -108,6 +110,9 @@ store_tests!(
     guest_text_with_nul_is_stored,
     reopening_sees_the_same_data,
     close_marks_the_store_closed,
+    workflow_owners_guard_their_names,
+    register_plugin_is_all_or_nothing,
+    heartbeats_count_other_live_runners,
 );
 
 const TEST_TIMEOUT: Duration = Duration::from_secs(120);
@@ -169,6 +174,7 @@ where
     let options = ConnectOptions {
         tenant: Some(schema.clone()),
         application_name: format!("corral-test-{name}"),
+        ..Default::default()
     };
     let store = store::connect_with(&url, &options)
         .await
@@ -455,6 +461,131 @@ async fn plugins_add_list_lookup_conflict(db: Db) {
     assert_eq!(stored, bytes);
     assert!(store.plugin("alpha@9.9.9").await.unwrap().is_none());
     assert!(store.plugin("gamma").await.unwrap().is_none());
+}
+
+async fn workflow_owners_guard_their_names(db: Db) {
+    let store = &*db.store;
+    let def = json!({ "name": "w", "steps": [] });
+    let wf = |version| NewWorkflow {
+        name: "w",
+        version,
+        definition: &def,
+    };
+    let alpha = WorkflowOwner::Plugin("alpha".into());
+    let beta = WorkflowOwner::Plugin("beta".into());
+    let owner = async |store: &dyn Store| store.workflow("w", None).await.unwrap().unwrap().owner;
+    assert_eq!(
+        store.apply_workflow_as(&wf("v1"), &alpha, T).await.unwrap(),
+        Applied::Created
+    );
+    assert_eq!(owner(store).await, alpha);
+    assert_eq!(
+        store
+            .apply_workflow_as(&wf("v2"), &alpha, T + 1)
+            .await
+            .unwrap(),
+        Applied::Updated {
+            previous: "v1".into()
+        }
+    );
+    match store.apply_workflow_as(&wf("v3"), &beta, T + 2).await {
+        Err(StoreError::WorkflowOwned { name, owner, by }) => {
+            assert_eq!((name.as_str(), &owner, &by), ("w", &alpha, &beta));
+        }
+        other => panic!("another plugin replaced the workflow: {other:?}"),
+    }
+    // The operator takes it over; then no plugin may touch it.
+    assert_eq!(
+        store.apply_workflow("w", "v2", &def, T + 3).await.unwrap(),
+        Applied::Unchanged
+    );
+    assert_eq!(owner(store).await, WorkflowOwner::Operator);
+    assert!(matches!(
+        store.apply_workflow_as(&wf("v4"), &alpha, T + 4).await,
+        Err(StoreError::WorkflowOwned { .. })
+    ));
+    let latest = store.workflow("w", None).await.unwrap().unwrap();
+    assert_eq!(latest.version, "v2", "a refused apply stored a version");
+}
+
+async fn register_plugin_is_all_or_nothing(db: Db) {
+    let store = &*db.store;
+    let def = json!({ "name": "taken", "steps": [] });
+    store.apply_workflow("taken", "op", &def, T).await.unwrap();
+    let info = plugin_info("alpha", "1.0.0");
+    let fresh = json!({ "name": "fresh", "steps": [] });
+    let workflows = [
+        NewWorkflow {
+            name: "fresh",
+            version: "f1",
+            definition: &fresh,
+        },
+        NewWorkflow {
+            name: "taken",
+            version: "p1",
+            definition: &def,
+        },
+    ];
+    match store
+        .register_plugin(&info, "sha", b"bytes", &workflows, T + 1)
+        .await
+    {
+        Err(StoreError::WorkflowOwned { name, .. }) => assert_eq!(name, "taken"),
+        other => panic!("expected the clash, got {other:?}"),
+    }
+    assert!(
+        store.list_plugins().await.unwrap().is_empty(),
+        "plugin stored"
+    );
+    assert!(store.workflow("fresh", None).await.unwrap().is_none());
+    assert_eq!(
+        store
+            .workflow("taken", None)
+            .await
+            .unwrap()
+            .unwrap()
+            .version,
+        "op"
+    );
+    let (added, applied) = store
+        .register_plugin(&info, "sha", b"bytes", &workflows[..1], T + 2)
+        .await
+        .unwrap();
+    assert_eq!((added, applied), (Added::New, vec![Applied::Created]));
+    assert_eq!(
+        store.workflow("fresh", None).await.unwrap().unwrap().owner,
+        WorkflowOwner::Plugin("alpha".into())
+    );
+}
+
+async fn heartbeats_count_other_live_runners(db: Db) {
+    let store = &*db.store;
+    let now = store::now_ms();
+    assert_eq!(store.heartbeat("a", now, now - 1_000).await.unwrap(), 0);
+    assert_eq!(store.heartbeat("b", now, now - 1_000).await.unwrap(), 1);
+    // Later, only `b` is still beating: `a` is no longer counted.
+    assert_eq!(
+        store
+            .heartbeat("b", now + 5_000, now + 4_000)
+            .await
+            .unwrap(),
+        0
+    );
+    assert_eq!(
+        store
+            .heartbeat("a", now + 5_000, now + 4_000)
+            .await
+            .unwrap(),
+        1
+    );
+    store.forget_runner("b").await.unwrap();
+    assert_eq!(
+        store
+            .heartbeat("a", now + 6_000, now + 5_000)
+            .await
+            .unwrap(),
+        0
+    );
 }
 
 async fn workflows_apply_created_updated_unchanged(db: Db) {
@@ -1288,10 +1419,40 @@ async fn renew_leases_extends_own_and_reports_cancels(db: Db) {
     let [other] = claim(store, "r2", 1, T).await.try_into().expect("one");
     assert_eq!(other.step_id, "c");
 
+    let keys = |claims: &[Claim]| -> Vec<(String, String)> {
+        claims
+            .iter()
+            .map(|c| (c.execution_id.clone(), c.step_id.clone()))
+            .collect()
+    };
+    // Only the runs named are renewed: one r1 holds but no longer works on
+    // keeps its lease, so that it expires.
+    let (first, rest) = claims.split_at(1);
     let before = store::now_ms();
-    let cancels = store.renew_leases("r1", 99_999).await.unwrap();
+    let cancels = store
+        .renew_leases("r1", &keys(first), 99_999)
+        .await
+        .unwrap();
     let after = store::now_ms();
     assert!(cancels.is_empty());
+    let s = snapshot(store, &first[0].execution_id).await;
+    renewed(
+        run(&s, &first[0].step_id).lease_until_ms,
+        99_999,
+        before,
+        after,
+    );
+    assert_eq!(
+        run(&s, &rest[0].step_id).lease_until_ms,
+        Some(T + LEASE),
+        "not named, not renewed"
+    );
+    // All of r1's named; r2's run named too, which r1 may not renew.
+    let mut named = keys(&claims);
+    named.extend(keys(std::slice::from_ref(&other)));
+    let before = store::now_ms();
+    store.renew_leases("r1", &named, 99_999).await.unwrap();
+    let after = store::now_ms();
     let s = snapshot(store, "e1").await;
     for r in &s.runs {
         renewed(r.lease_until_ms, 99_999, before, after);
@@ -1305,10 +1466,19 @@ async fn renew_leases_extends_own_and_reports_cancels(db: Db) {
         .await
         .unwrap()
         .expect("e2");
-    assert!(store.renew_leases("r1", 99_999).await.unwrap().is_empty());
+    assert!(
+        store
+            .renew_leases("r1", &keys(&claims), 99_999)
+            .await
+            .unwrap()
+            .is_empty()
+    );
     let before = store::now_ms();
     assert_eq!(
-        store.renew_leases("r2", 50_000).await.unwrap(),
+        store
+            .renew_leases("r2", &keys(std::slice::from_ref(&other)), 50_000)
+            .await
+            .unwrap(),
         ["e2".to_owned()]
     );
     let after = store::now_ms();
@@ -1318,7 +1488,13 @@ async fn renew_leases_extends_own_and_reports_cancels(db: Db) {
         before,
         after,
     );
-    assert!(store.renew_leases("nobody", 1).await.unwrap().is_empty());
+    assert!(
+        store
+            .renew_leases("nobody", &keys(&claims), 1)
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }
 
 async fn reap_spares_the_callers_own_runs(db: Db) {
@@ -1839,7 +2015,10 @@ async fn hosts_share_work_and_recover_a_dead_hosts_runs(db: Db) {
                         .expect("finish")
                         .expect("the claim holds");
                 }
-                store.renew_leases(&host, 1_000_000).await.expect("renew");
+                store
+                    .renew_leases(&host, &[], 1_000_000)
+                    .await
+                    .expect("renew");
                 store
                     .reap_expired(NOW, &host, &planner)
                     .await
@@ -2036,6 +2215,7 @@ async fn open_tenant(url: &str, tenant: &str, application_name: &str) -> Arc<dyn
     let options = ConnectOptions {
         tenant: Some(tenant.to_owned()),
         application_name: application_name.to_owned(),
+        ..Default::default()
     };
     store::connect_with(url, &options)
         .await
@@ -2110,6 +2290,7 @@ async fn postgres_tenants_are_isolated() {
                         "attempts",
                         "executions",
                         "plugins",
+                        "runners",
                         "schedule_fires",
                         "schedules",
                         "task_runs",
@@ -2185,6 +2366,7 @@ async fn postgres_tenant_names_are_validated() {
             let options = ConnectOptions {
                 tenant: Some(name.clone()),
                 application_name: "corral-test-bad-tenant".into(),
+                ..Default::default()
             };
             match store::connect_with(&url, &options).await {
                 Err(StoreError::InvalidTenant { name: n, .. }) => assert_eq!(&n, name),

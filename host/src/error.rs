@@ -22,6 +22,18 @@ pub enum RunnerError {
     /// A workflow is invalid.
     #[error(transparent)]
     Workflow(#[from] WorkflowError),
+    /// A workflow a plugin ships is invalid; nothing of the plugin was stored.
+    #[error(
+        "plugin {plugin} ships an invalid workflow `{workflow}`: {reason}; nothing was registered"
+    )]
+    ShippedWorkflow {
+        /// `name@version` of the plugin.
+        plugin: String,
+        /// The workflow's name.
+        workflow: String,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// No plugin of that name is registered.
     #[error("no plugin `{0}` is registered (see `corral plugin list`)")]
     UnknownPlugin(String),
@@ -46,4 +58,12 @@ pub enum RunnerError {
     /// The runner was shut down.
     #[error("the runner is shut down")]
     ShutDown,
+}
+
+impl RunnerError {
+    /// Whether the same call may succeed when tried again: a transient
+    /// database error (see [`StoreError::is_transient`]).
+    pub fn is_transient(&self) -> bool {
+        matches!(self, RunnerError::Store(error) if error.is_transient())
+    }
 }

@@ -50,7 +50,8 @@ pub mod cli;
 
 pub use error::RunnerError;
 pub use runner::{
-    ExecutionHandle, ExecutionReport, Runner, RunnerBuilder, ShutdownReport, StepReport,
+    DeferPolicy, ExecutionHandle, ExecutionReport, Runner, RunnerBuilder, ShutdownReport,
+    StepReport,
 };
 pub use runtime::progress::ExecutionProgress;
 pub use workflow::Workflow;

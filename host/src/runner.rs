@@ -10,6 +10,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::error::RunnerError;
+pub use crate::runtime::DeferPolicy;
 use crate::runtime::{
     Catalog, DrainReport, Progress, RuntimeConfig, Shared, batch, fire_due, planner,
     progress::ExecutionProgress, run_executor, run_lease_keeper, run_scheduler,
@@ -17,8 +18,8 @@ use crate::runtime::{
 use crate::sandbox::{Grants, Limits, PluginInfo, Sandbox, SandboxConfig};
 use crate::schedule::{Clock, Schedule, SystemClock};
 use crate::store::{
-    self, Added, Applied, AttemptRecord, ExecutionFilter, ExecutionRecord, ExecutionStatus, Object,
-    ScheduleRecord, Snapshot, Store, TaskRunStatus, now_ms,
+    self, Added, Applied, AttemptRecord, ExecutionFilter, ExecutionRecord, ExecutionStatus,
+    NewWorkflow, Object, ScheduleRecord, Snapshot, Store, TaskRunStatus, now_ms,
 };
 use crate::workflow::{TaskCatalog, Workflow};
 
@@ -37,6 +38,8 @@ pub struct RunnerBuilder {
     schedules: bool,
     clock: Arc<dyn Clock>,
     tenant: Option<String>,
+    create_database: bool,
+    defer: DeferPolicy,
 }
 
 impl std::fmt::Debug for dyn Clock {
@@ -60,6 +63,8 @@ impl Default for RunnerBuilder {
             schedules: true,
             clock: Arc::new(SystemClock),
             tenant: None,
+            create_database: true,
+            defer: DeferPolicy::default(),
         }
     }
 }
@@ -137,6 +142,29 @@ impl RunnerBuilder {
         self
     }
 
+    /// Whether a SQLite database file that does not exist is created
+    /// (default true). A runner that only reads passes false, so that a
+    /// wrong path is an error ([`StoreError::NoDatabase`](crate::store::StoreError::NoDatabase))
+    /// rather than a new empty database.
+    pub fn create_database(mut self, create: bool) -> Self {
+        self.create_database = create;
+        self
+    }
+
+    /// How long a plugin's `describe` may take when this runner loads it
+    /// (default 10 s).
+    pub fn describe_timeout(mut self, timeout: Duration) -> Self {
+        self.sandbox.describe_timeout = timeout;
+        self
+    }
+
+    /// How long a step whose plugin this runner cannot load is left to
+    /// other runners before it fails (default [`DeferPolicy::default`]).
+    pub fn plugin_deferral(mut self, policy: DeferPolicy) -> Self {
+        self.defer = policy;
+        self
+    }
+
     /// Whether this runner fires due schedules (default true; only a runner
     /// that executes work fires them). Any number of runners may: each fire
     /// time still starts one execution.
@@ -173,6 +201,7 @@ impl RunnerBuilder {
             // Lets an operator find this runner's connections, e.g. in
             // PostgreSQL's pg_stat_activity.
             application_name: format!("corral-{runner_id}"),
+            create: self.create_database,
         };
         let store = store::connect_with(&self.database_url, &options).await?;
         let sandbox = Sandbox::new(SandboxConfig {
@@ -193,9 +222,13 @@ impl RunnerBuilder {
                 poll_interval: self.poll_interval,
                 default_limits: self.default_limits,
                 default_grants: self.default_grants,
+                defer: self.defer,
             },
             running: Default::default(),
             left_running: Default::default(),
+            claimed: Default::default(),
+            others_alive: std::sync::atomic::AtomicU64::new(u64::MAX),
+            stop_requested: Default::default(),
             slots: Arc::new(Semaphore::new(self.concurrency)),
             wake: Default::default(),
             progress: Progress::default(),
@@ -431,6 +464,37 @@ async fn workflow_of(
     Workflow::from_stored(record.definition).ok().map(Arc::new)
 }
 
+/// The workflows `info` ships, parsed and checked as plugin-shipped ones
+/// (no grants, no memory) and named as `describe` says.
+fn shipped_workflows(info: &PluginInfo) -> Result<Vec<Workflow>, RunnerError> {
+    info.workflows
+        .iter()
+        .map(|shipped| {
+            let workflow = Workflow::from_plugin_toml(&shipped.definition)
+                .map_err(|e| shipped_error(info, &shipped.name, e))?;
+            if workflow.name() != shipped.name {
+                return Err(RunnerError::ShippedWorkflow {
+                    plugin: info.id(),
+                    workflow: crate::sandbox::cap_text(shipped.name.clone(), 64),
+                    reason: format!(
+                        "its definition names it `{}`",
+                        crate::sandbox::cap_text(workflow.name().to_owned(), 64)
+                    ),
+                });
+            }
+            Ok(workflow)
+        })
+        .collect()
+}
+
+fn shipped_error(info: &PluginInfo, name: &str, error: impl std::fmt::Display) -> RunnerError {
+    RunnerError::ShippedWorkflow {
+        plugin: info.id(),
+        workflow: crate::sandbox::cap_text(name.to_owned(), 64),
+        reason: error.to_string(),
+    }
+}
+
 /// The registered plugins, as the workflow validator sees them.
 struct Registered(Vec<PluginInfo>);
 
@@ -476,8 +540,13 @@ impl Runner {
         }
     }
 
-    /// Validates and registers a plugin component, and applies the
-    /// workflows it ships. Registering the same bytes again changes nothing.
+    /// Validates and registers a plugin component with the workflows it
+    /// ships, all or nothing: the component, its `describe` and every
+    /// shipped workflow are checked before anything is stored, and the
+    /// plugin and its workflows are stored in one transaction. A shipped
+    /// workflow may only create a new name or update one this plugin owns:
+    /// it never replaces an operator's workflow (or another plugin's).
+    /// Registering the same bytes again changes nothing.
     pub async fn register_plugin(
         &self,
         bytes: Vec<u8>,
@@ -485,16 +554,41 @@ impl Runner {
         self.check_running()?;
         let plugin = self.shared.sandbox.load_plugin(bytes.clone()).await?;
         let info = plugin.info().clone();
-        let added = self
+        let shipped = shipped_workflows(&info)?;
+        // Its workflows may use its own tasks: check them against what is
+        // registered with this plugin's version in place of any other.
+        let mut registered: Vec<PluginInfo> = self
             .shared
             .store
-            .add_plugin(&info, plugin.sha256(), &bytes)
+            .list_plugins()
+            .await?
+            .into_iter()
+            .map(|p| p.info)
+            .filter(|p| p.name != info.name)
+            .collect();
+        registered.push(info.clone());
+        let catalog = Registered(registered);
+        for workflow in &shipped {
+            workflow
+                .validate_tasks(&catalog)
+                .map_err(|e| shipped_error(&info, workflow.name(), e))?;
+        }
+        let definitions: Vec<serde_json::Value> = shipped.iter().map(|w| w.to_stored()).collect();
+        let new: Vec<NewWorkflow<'_>> = shipped
+            .iter()
+            .zip(&definitions)
+            .map(|(workflow, definition)| NewWorkflow {
+                name: workflow.name(),
+                version: workflow.version(),
+                definition,
+            })
+            .collect();
+        let (added, _) = self
+            .shared
+            .store
+            .register_plugin(&info, plugin.sha256(), &bytes, &new, now_ms())
             .await?;
         self.shared.catalog.forget_plugin(&info.name);
-        for shipped in &info.workflows {
-            let workflow = Workflow::from_plugin_toml(&shipped.definition)?;
-            self.apply_workflow(&workflow).await?;
-        }
         Ok((info, plugin.sha256().to_owned(), added))
     }
 
@@ -731,6 +825,7 @@ impl Runner {
         }
         let mut report = ShutdownReport::default();
         if let Some(background) = background {
+            let _ = self.shared.stop_requested.set(std::time::Instant::now());
             self.grace.send_replace(Some(grace));
             self.shared.stop_claiming.cancel();
             if grace.is_zero() {
@@ -755,8 +850,19 @@ impl Runner {
             {
                 tracing::error!(%error, "the scheduler task failed");
             }
+            // Other runners need not wait for this one's heartbeat to age.
+            if let Err(error) = self
+                .shared
+                .store
+                .forget_runner(&self.shared.runner_id)
+                .await
+            {
+                tracing::warn!(%error, "cannot remove this runner from the live runners");
+            }
         }
-        self.shared.sandbox.halt_all();
+        // Nothing runs here any more: halt (for good measure) and stop the
+        // epoch clock thread now rather than when the Runner is dropped.
+        self.shared.sandbox.stop();
         self.shared.store.close().await;
         tracing::info!(runner = %self.shared.runner_id, ?report, "runner shut down");
         report
@@ -798,7 +904,12 @@ impl Drop for Runner {
                 scheduler.abort();
             }
         }
+        // Marks the pool closed without polling anything, so this cannot
+        // panic for want of a runtime (a timer, a reactor); the rest of the
+        // closing runs on the caller's runtime if there is one, else on a
+        // thread of its own.
         let closing = self.shared.store.close();
+        self.shared.sandbox.stop();
         match tokio::runtime::Handle::try_current() {
             Ok(handle) => {
                 handle.spawn(closing);
@@ -819,5 +930,25 @@ impl Drop for Runner {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn shutdown_stops_the_epoch_clock() {
+        let runner = Runner::builder()
+            .database_url("sqlite::memory:")
+            .build()
+            .await
+            .unwrap();
+        assert!(runner.shared.sandbox.clock_running());
+        runner.shutdown(Duration::ZERO).await;
+        assert!(
+            !runner.shared.sandbox.clock_running(),
+            "the clock ticks on until the Runner is dropped"
+        );
     }
 }

@@ -8,6 +8,8 @@ use serde_json::{Map, Value};
 
 pub use corral_test_artifacts as artifacts;
 
+pub mod postgres;
+
 /// A sandbox with a small pool, no artifact cache.
 pub fn sandbox() -> Sandbox {
     Sandbox::new(SandboxConfig {

@@ -31,15 +31,20 @@ pub(crate) async fn run_claim(shared: Arc<Shared>, claim: Claim) -> Halted {
     async move {
         let key = (claim.execution_id.clone(), claim.step_id.clone());
         let control = shared.sandbox.control();
+        // Held until its end is recorded (or given up): the lease keeper
+        // renews exactly these claims.
+        shared.claimed.insert(key.clone());
         // In the map from the start: a cancel reaches the attempt however
         // far it got, and a drain waiting for every attempt's end to be
         // queued (see `record`) sees this one.
         shared.running.insert(key.clone(), control.clone());
-        let (end, planner, halted) = match shared
-            .catalog
-            .workflow(&claim.workflow, &claim.workflow_version)
-            .await
-        {
+        let workflow = retrying(&shared, "loading a workflow", || {
+            shared
+                .catalog
+                .workflow(&claim.workflow, &claim.workflow_version)
+        })
+        .await;
+        let (end, planner, halted) = match workflow {
             Ok(workflow) => {
                 shared.progress.running(&claim.execution_id, &claim.step_id);
                 let ran = attempt(&shared, &workflow, &claim, &control).await;
@@ -49,16 +54,24 @@ pub(crate) async fn run_claim(shared: Arc<Shared>, claim: Claim) -> Halted {
                 });
                 let end = match ran {
                     Ok((report, retry)) => end_of(&shared, &claim, &report, &retry),
-                    // Halted while loading the plugin: not the task's fault either.
-                    Err(_) if shared.sandbox.is_halted() => interrupted(&shared, &claim),
+                    // Halted while loading the plugin, or the database stayed
+                    // away until the halt: not the task's fault either.
+                    Err(error) if shared.sandbox.is_halted() || error.is_transient() => {
+                        interrupted(&shared, &claim)
+                    }
                     // This host cannot load the plugin (its engine settings,
                     // say): leave the step to hosts that can rather than
-                    // failing it.
-                    Err(RunnerError::Plugin(error)) => deferred(&shared, &claim, &error),
+                    // failing it, within bounds.
+                    Err(RunnerError::Plugin(error)) => deferred(&shared, &claim, &error).await,
                     Err(error) => setup_failure(&shared, &claim, &error),
                 };
                 (end, EndPlanner::Workflow(workflow), halted)
             }
+            Err(error) if shared.sandbox.is_halted() || error.is_transient() => (
+                interrupted(&shared, &claim),
+                EndPlanner::Custom(Arc::new(planner::cancel_only)),
+                Halted(false),
+            ),
             Err(error) => {
                 let (end, planner) = failed_execution(&shared, &claim, &error);
                 (end, planner, Halted(false))
@@ -66,6 +79,7 @@ pub(crate) async fn run_claim(shared: Arc<Shared>, claim: Claim) -> Halted {
         };
         tracing::info!(outcome = %end.outcome, "attempt ended");
         record(&shared, &key, end, planner).await;
+        shared.claimed.remove(&key);
         halted
     }
     .instrument(span)
@@ -79,38 +93,106 @@ pub(crate) struct Halted(pub(crate) bool);
 
 /// Queues `end` for recording, then takes the attempt out of
 /// `shared.running` (in that order: once the map is empty, every end is in
-/// the queue) and waits for the commit.
+/// the queue) and waits for the commit. A transient database error is
+/// retried with backoff (see [`retry_delay`]) for as long as the runner
+/// holds the claim and has not been halted, so a burst of killed
+/// connections neither loses the end nor leaves the step `running`.
 async fn record(shared: &Shared, key: &(String, String), end: AttemptEnd, planner: EndPlanner) {
-    let queued = shared.enqueue(Write::End(QueuedEnd {
+    let mut queued_end = QueuedEnd {
         end,
         now_ms: now_ms(),
         planner,
-    }));
+    };
+    let mut queued = Some(shared.enqueue(Write::End(queued_end.clone())));
     shared.running.remove(key);
     shared.left_running.notify_waiters();
-    let (recorded, ready) = match shared.written(queued).await {
-        Some(WriteResult::Recorded(result, ready)) => (Some(result), ready),
-        _ => (None, Ready::MaybeLeft),
-    };
-    match recorded {
-        Some(Ok(Some(snapshot))) => {
-            shared.progress.publish_shared(&snapshot);
-            // Only new work is worth a claim: an empty one still costs a
-            // transaction (on SQLite, one every other write waits for).
-            if ready == Ready::MaybeLeft
-                && snapshot
-                    .runs
-                    .iter()
-                    .any(|run| run.status == TaskRunStatus::Ready)
-            {
-                shared.wake.notify_one();
+    let mut tries = 0u32;
+    loop {
+        let Some(this) = queued.take() else { return };
+        let (recorded, ready) = match shared.written(this).await {
+            Some(WriteResult::Recorded(result, ready)) => (Some(result), ready),
+            _ => (None, Ready::MaybeLeft),
+        };
+        match recorded {
+            Some(Ok(Some(snapshot))) => {
+                shared.progress.publish_shared(&snapshot);
+                // Only new work is worth a claim: an empty one still costs a
+                // transaction (on SQLite, one every other write waits for).
+                if ready == Ready::MaybeLeft
+                    && snapshot
+                        .runs
+                        .iter()
+                        .any(|run| run.status == TaskRunStatus::Ready)
+                {
+                    shared.wake.notify_one();
+                }
             }
+            Some(Ok(None)) => {
+                tracing::warn!("lease lost: another runner owns this task run now; result dropped")
+            }
+            Some(Err(error)) if error.is_transient() => {
+                tries += 1;
+                match retry_delay(shared, tries) {
+                    Some(delay) => {
+                        tracing::warn!(%error, tries, ?delay, "cannot record the attempt yet; trying again");
+                        tokio::time::sleep(delay).await;
+                        queued_end.now_ms = now_ms();
+                        queued = Some(shared.enqueue(Write::End(queued_end.clone())));
+                        continue;
+                    }
+                    None => tracing::error!(
+                        %error,
+                        "cannot record the attempt; leaving it to the lease: it runs again once the lease expires"
+                    ),
+                }
+            }
+            Some(Err(error)) => tracing::error!(
+                %error,
+                "cannot record the attempt; leaving it to the lease: it runs again once the lease expires"
+            ),
+            None => tracing::warn!("the runner stopped before this attempt was recorded"),
         }
-        Some(Ok(None)) => {
-            tracing::warn!("lease lost: another runner owns this task run now; result dropped")
+        return;
+    }
+}
+
+/// How long to wait before try number `tries + 1` of work that failed on a
+/// transient database error: 10 ms doubling up to 1 s; `None` to give up,
+/// once the store is closed or, after a halt (shutdown), after three tries
+/// (a halted runner must not hang on a database that went away: its leases
+/// expire and other runners take the work).
+pub(crate) fn retry_delay(shared: &Shared, tries: u32) -> Option<Duration> {
+    if shared.store.is_closed() || (shared.sandbox.is_halted() && tries > 3) {
+        return None;
+    }
+    let delay = Duration::from_millis(10).saturating_mul(1 << tries.min(7));
+    Some(delay.min(Duration::from_secs(1)))
+}
+
+/// Runs `work` again while it fails with a transient database error, with
+/// the backoff of [`retry_delay`].
+pub(crate) async fn retrying<T, F, Fut>(
+    shared: &Shared,
+    doing: &str,
+    mut work: F,
+) -> Result<T, RunnerError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, RunnerError>>,
+{
+    let mut tries = 0;
+    loop {
+        match work().await {
+            Err(error) if error.is_transient() => {
+                tries += 1;
+                let Some(delay) = retry_delay(shared, tries) else {
+                    return Err(error);
+                };
+                tracing::warn!(%error, doing, tries, ?delay, "transient database error; trying again");
+                tokio::time::sleep(delay).await;
+            }
+            other => return other,
         }
-        Some(Err(error)) => tracing::error!(%error, "cannot record the attempt"),
-        None => tracing::warn!("the runner stopped before this attempt was recorded"),
     }
 }
 
@@ -135,7 +217,7 @@ fn failed_execution(
             finish: Some((ExecutionStatus::Failed, Some(reason.clone()))),
         }
     };
-    (end, EndPlanner::Custom(Box::new(planner)))
+    (end, EndPlanner::Custom(Arc::new(planner)))
 }
 
 async fn attempt(
@@ -147,7 +229,10 @@ async fn attempt(
     let step = workflow
         .step(&claim.step_id)
         .ok_or_else(|| RunnerError::UnknownStep(claim.step_id.clone()))?;
-    let plugin = shared.catalog.plugin(step.task.plugin()).await?;
+    let plugin = retrying(shared, "loading a plugin", || {
+        shared.catalog.plugin(step.task.plugin())
+    })
+    .await?;
     let hints = plugin.info().task(step.task.task());
     let task = TaskDefaults {
         timeout: hints
@@ -238,16 +323,66 @@ fn interrupted(shared: &Shared, claim: &Claim) -> AttemptEnd {
     not_run(shared, claim, "interrupted", AttemptResult::Interrupted)
 }
 
-/// How long a host that cannot load a plugin leaves its steps to others.
-const DEFER: Duration = Duration::from_secs(10);
-
-fn deferred(shared: &Shared, claim: &Claim, error: &crate::sandbox::PluginError) -> AttemptEnd {
-    tracing::error!(%error, "cannot load the plugin on this host; leaving the step to others");
+/// A host that cannot load a plugin leaves its step to others, not before
+/// [`DeferPolicy::every`] from now; once the step was deferred
+/// [`DeferPolicy::max_deferrals`] times, or first deferred longer than
+/// [`DeferPolicy::max_time`] ago, or no other runner is alive to take it,
+/// the step fails for good with the reason.
+async fn deferred(
+    shared: &Shared,
+    claim: &Claim,
+    error: &crate::sandbox::PluginError,
+) -> AttemptEnd {
+    let reason = format!("host {} cannot load the plugin: {error}", shared.runner_id);
+    let policy = &shared.config.defer;
+    let now = now_ms();
+    let (earlier, since) = earlier_deferrals(shared, claim).await;
+    let others = shared.others_alive();
+    let over = if others == Some(0) {
+        Some("no other runner is alive to take it".to_owned())
+    } else if earlier >= policy.max_deferrals {
+        Some(format!("deferred {earlier} times already"))
+    } else if since.is_some_and(|since| now - since >= duration_ms(policy.max_time)) {
+        Some(format!(
+            "no runner could load it for {}",
+            humantime::format_duration(policy.max_time)
+        ))
+    } else {
+        None
+    };
+    if let Some(over) = over {
+        tracing::error!(%error, over, "cannot load the plugin on this host; failing the step");
+        let result = AttemptResult::Failed(format!("{reason} ({over})"));
+        return not_run(shared, claim, "plugin_error", result);
+    }
+    tracing::error!(%error, ?others, "cannot load the plugin on this host; leaving the step to others");
     let result = AttemptResult::Deferred {
-        error: format!("host {} cannot load the plugin: {error}", shared.runner_id),
-        not_before_ms: now_ms() + duration_ms(DEFER),
+        error: reason,
+        not_before_ms: now + duration_ms(policy.every),
     };
     not_run(shared, claim, "deferred", result)
+}
+
+/// How often this step was deferred before, and when first. A database
+/// fault counts as none (the step is deferred, not failed, on its account).
+async fn earlier_deferrals(shared: &Shared, claim: &Claim) -> (u32, Option<i64>) {
+    match shared
+        .store
+        .attempts(&claim.execution_id, Some(&claim.step_id))
+        .await
+    {
+        Ok(attempts) => {
+            let deferred = attempts
+                .iter()
+                .filter(|a| a.outcome.as_deref() == Some("deferred"));
+            let count = u32::try_from(deferred.clone().count()).unwrap_or(u32::MAX);
+            (count, deferred.map(|a| a.started_at_ms).min())
+        }
+        Err(error) => {
+            tracing::warn!(%error, "cannot count earlier deferrals");
+            (0, None)
+        }
+    }
 }
 
 /// The attempt could not even start (plugin missing, bad grant): a

@@ -19,9 +19,10 @@ use crate::workflow::Workflow;
 
 /// Decides step changes from an execution's snapshot (owned: it may run in
 /// another attempt's task).
-pub(crate) type OwnedPlanner = Box<dyn Fn(&Snapshot) -> Plan + Send + Sync>;
+pub(crate) type OwnedPlanner = Arc<dyn Fn(&Snapshot) -> Plan + Send + Sync>;
 
 /// What decides the steps that follow an attempt end.
+#[derive(Clone)]
 pub(crate) enum EndPlanner {
     /// The workflow's own rules ([`planner::plan`]). The ends of one
     /// execution in a batch share one such planner, so a store that
@@ -32,6 +33,7 @@ pub(crate) enum EndPlanner {
 }
 
 /// An attempt end waiting to be recorded.
+#[derive(Clone)]
 pub(crate) struct QueuedEnd {
     pub(crate) end: AttemptEnd,
     pub(crate) now_ms: i64,
@@ -205,7 +207,7 @@ fn workflow_planners(ends: &[QueuedEnd]) -> HashMap<&str, OwnedPlanner> {
         .map(|(id, (workflow, now_ms))| {
             let workflow = workflow.clone();
             let planner: OwnedPlanner =
-                Box::new(move |snapshot: &Snapshot| planner::plan(&workflow, snapshot, now_ms));
+                Arc::new(move |snapshot: &Snapshot| planner::plan(&workflow, snapshot, now_ms));
             (id, planner)
         })
         .collect()

@@ -10,7 +10,7 @@ use dashmap::DashMap;
 use tokio::sync::OnceCell;
 
 use crate::error::RunnerError;
-use crate::sandbox::{Plugin, Sandbox};
+use crate::sandbox::{Plugin, PluginError, Sandbox};
 use crate::store::Store;
 use crate::workflow::Workflow;
 
@@ -20,6 +20,10 @@ pub(crate) struct Catalog {
     /// By plugin name: the registration `plugin(name)` returned when loaded.
     /// A cell per name, so concurrent first uses compile the plugin once.
     plugins: DashMap<String, Arc<OnceCell<Plugin>>>,
+    /// Why a plugin could not be loaded here, by SHA-256 of its bytes: the
+    /// same bytes fail the same way on the same host, so `describe` is not
+    /// run again for every claim of its steps.
+    unloadable: DashMap<String, Arc<PluginError>>,
     /// By (name, version).
     workflows: DashMap<(String, String), Arc<Workflow>>,
 }
@@ -30,6 +34,7 @@ impl Catalog {
             store,
             sandbox,
             plugins: DashMap::new(),
+            unloadable: DashMap::new(),
             workflows: DashMap::new(),
         }
     }
@@ -39,12 +44,24 @@ impl Catalog {
         let cell = self.plugins.entry(name.to_owned()).or_default().clone();
         let plugin = cell
             .get_or_try_init(|| async {
-                let (_, bytes) = self
+                let (record, bytes) = self
                     .store
                     .plugin(name)
                     .await?
                     .ok_or_else(|| RunnerError::UnknownPlugin(name.to_owned()))?;
-                Ok::<_, RunnerError>(self.sandbox.load_plugin(bytes).await?)
+                if let Some(earlier) = self.unloadable.get(&record.sha256) {
+                    return Err(RunnerError::from(PluginError::Earlier(earlier.clone())));
+                }
+                match self.sandbox.load_plugin(bytes).await {
+                    Ok(plugin) => Ok(plugin),
+                    // Halted mid-load says nothing about the plugin.
+                    Err(error) if self.sandbox.is_halted() => Err(RunnerError::from(error)),
+                    Err(error) => {
+                        let error = Arc::new(error);
+                        self.unloadable.insert(record.sha256, error.clone());
+                        Err(RunnerError::from(PluginError::Earlier(error)))
+                    }
+                }
             })
             .await?;
         Ok(plugin.clone())
@@ -74,5 +91,51 @@ impl Catalog {
             Arc::new(Workflow::from_stored(record.definition).map_err(RunnerError::Workflow)?);
         self.workflows.insert(key, workflow.clone());
         Ok(workflow)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::sandbox::{PluginInfo, SandboxConfig, TaskInfo};
+
+    #[tokio::test]
+    async fn a_load_failure_is_remembered_for_those_bytes() {
+        let store = crate::store::connect("sqlite::memory:").await.unwrap();
+        let bytes = std::fs::read(corral_test_artifacts::ROGUE_SLOW_DESCRIBE).unwrap();
+        let info = PluginInfo {
+            name: "rogue".into(),
+            version: "0.1.0".into(),
+            tasks: vec![TaskInfo {
+                name: "ok".into(),
+                description: String::new(),
+                default_timeout_ms: None,
+                max_attempts: None,
+            }],
+            workflows: Vec::new(),
+        };
+        let sha256 = crate::sandbox::sha256_hex(&bytes);
+        store.add_plugin(&info, &sha256, &bytes).await.unwrap();
+        let sandbox = Sandbox::new(SandboxConfig {
+            describe_timeout: Duration::from_millis(50),
+            max_concurrent_attempts: 4,
+            ..SandboxConfig::default()
+        })
+        .unwrap();
+        let catalog = Catalog::new(store, sandbox.clone());
+        for _ in 0..3 {
+            let error = catalog
+                .plugin("rogue")
+                .await
+                .expect_err("describe times out");
+            assert!(error.to_string().contains("timed out"), "{error}");
+        }
+        assert_eq!(
+            sandbox.loads_started(),
+            1,
+            "describe ran again for the same bytes"
+        );
     }
 }

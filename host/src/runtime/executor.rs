@@ -14,11 +14,14 @@ use crate::store::{ClaimRequest, Wakeup, now_ms};
 
 /// What draining the in-flight attempts came to.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct DrainReport {
+pub(crate) struct DrainReport {
     /// Attempts that finished by themselves within the grace period.
     pub finished: usize,
     /// Attempts halted after the grace period (recorded as interrupted).
     pub halted: usize,
+    /// When the stop was asked for: attempts that ended before are not
+    /// counted.
+    since: Option<std::time::Instant>,
 }
 
 /// Runs until `stop_claiming` is cancelled, then waits up to `grace` for the
@@ -42,7 +45,7 @@ pub(crate) async fn run_executor(
     );
     // Free slots needed before claiming: a batch's worth under backlog
     // (while attempts are in flight to free more), else one.
-    let claim_threshold = |backlog: bool, attempts: &JoinSet<Halted>| {
+    let claim_threshold = |backlog: bool, attempts: &JoinSet<Ended>| {
         if backlog && !attempts.is_empty() {
             batch_threshold
         } else {
@@ -115,7 +118,7 @@ pub(crate) async fn run_executor(
                     attempts.spawn(async move {
                         let halted = run_claim(shared, claim).await;
                         drop(slot);
-                        halted
+                        (halted, std::time::Instant::now())
                     });
                 }
                 // There may be more: claim again at once.
@@ -170,10 +173,13 @@ async fn listen(shared: &Arc<Shared>) -> Option<AbortOnDrop> {
 /// this runs, and halted attempts may be over by then.
 async fn drain(
     shared: &Shared,
-    mut attempts: JoinSet<Halted>,
+    mut attempts: JoinSet<Ended>,
     grace: Option<Duration>,
 ) -> DrainReport {
-    let mut report = DrainReport::default();
+    let mut report = DrainReport {
+        since: shared.stop_requested.get().copied(),
+        ..DrainReport::default()
+    };
     let deadline = Instant::now() + grace.unwrap_or_default();
     loop {
         tokio::select! {
@@ -194,11 +200,17 @@ async fn drain(
     report
 }
 
+/// How an attempt task ended, and when.
+type Ended = (Halted, std::time::Instant);
+
 impl DrainReport {
-    fn count(&mut self, joined: Result<Halted, tokio::task::JoinError>) {
+    /// Counts an attempt by how it ended; one that ended before the stop
+    /// was asked for (it waited in the set to be joined) is not counted.
+    fn count(&mut self, joined: Result<Ended, tokio::task::JoinError>) {
         match joined {
-            Ok(Halted(true)) => self.halted += 1,
-            Ok(Halted(false)) => self.finished += 1,
+            Ok((_, at)) if self.since.is_some_and(|since| at < since) => {}
+            Ok((Halted(true), _)) => self.halted += 1,
+            Ok((Halted(false), _)) => self.finished += 1,
             Err(error) => tracing::error!(%error, "an attempt task failed"),
         }
     }

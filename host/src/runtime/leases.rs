@@ -3,6 +3,7 @@
 //! whose leases expired.
 
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 use tokio::time::{MissedTickBehavior, interval};
 
@@ -23,14 +24,18 @@ pub(crate) async fn run_lease_keeper(shared: Arc<Shared>) {
         // Attempts running before the renewal: their claims must be held.
         let running: Vec<(String, String)> =
             shared.running.iter().map(|e| e.key().clone()).collect();
+        // Only what this runner works on: a claim whose end could not be
+        // recorded must expire, so that another runner takes the step.
+        let claimed: Vec<(String, String)> = shared.claimed.iter().map(|k| k.clone()).collect();
         match shared
             .store
-            .renew_leases(&shared.runner_id, lease_ms(&shared))
+            .renew_leases(&shared.runner_id, &claimed, lease_ms(&shared))
             .await
         {
             Ok(cancelled) => cancelled.iter().for_each(|id| shared.cancel_local(id)),
             Err(error) => tracing::warn!(%error, "cannot renew leases"),
         }
+        heartbeat(&shared, period).await;
         halt_lost(&shared, running).await;
         match shared
             .store
@@ -47,6 +52,21 @@ pub(crate) async fn run_lease_keeper(shared: Arc<Shared>) {
             }
             Err(error) => tracing::warn!(%error, "cannot reap expired leases"),
         }
+    }
+}
+
+/// Says this runner is alive and learns how many others are: those heard
+/// from within three periods (at least 2 s).
+async fn heartbeat(shared: &Shared, period: std::time::Duration) {
+    let now = now_ms();
+    let window = crate::store::duration_ms(period.saturating_mul(3)).max(2_000);
+    match shared
+        .store
+        .heartbeat(&shared.runner_id, now, now - window)
+        .await
+    {
+        Ok(others) => shared.others_alive.store(others, Ordering::Release),
+        Err(error) => tracing::warn!(%error, "cannot record this runner's heartbeat"),
     }
 }
 

@@ -16,9 +16,10 @@ pub(crate) mod progress;
 mod scheduler;
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use dashmap::DashMap;
+use dashmap::{DashMap, DashSet};
 use tokio::sync::{Notify, Semaphore};
 use tokio_util::sync::CancellationToken;
 
@@ -69,6 +70,36 @@ pub(crate) struct RuntimeConfig {
     pub(crate) poll_interval: Duration,
     pub(crate) default_limits: Limits,
     pub(crate) default_grants: Grants,
+    pub(crate) defer: DeferPolicy,
+}
+
+/// How long a step whose plugin this host cannot load (its `describe`
+/// fails or times out here, say) is left to other hosts before it fails.
+///
+/// Each time, the step goes back to the queue, not claimable for
+/// [`every`](Self::every); it fails for good, with the reason, once it was
+/// deferred [`max_deferrals`](Self::max_deferrals) times, once its first
+/// deferral is [`max_time`](Self::max_time) old, or at once when no other
+/// runner that executes work is alive to take it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DeferPolicy {
+    /// How long a deferred step waits for another host (default 10 s).
+    pub every: Duration,
+    /// Most deferrals before the step fails (default 18).
+    pub max_deferrals: u32,
+    /// Longest time since the first deferral before the step fails
+    /// (default 3 minutes).
+    pub max_time: Duration,
+}
+
+impl Default for DeferPolicy {
+    fn default() -> Self {
+        Self {
+            every: Duration::from_secs(10),
+            max_deferrals: 18,
+            max_time: Duration::from_secs(180),
+        }
+    }
 }
 
 /// What the runner and its loops share.
@@ -83,6 +114,15 @@ pub(crate) struct Shared {
     pub(crate) running: DashMap<(String, String), AttemptControl>,
     /// Rung when an attempt leaves `running`.
     pub(crate) left_running: Notify,
+    /// Task runs this runner works on, from their claim until their end is
+    /// recorded or given up: the lease keeper renews exactly these.
+    pub(crate) claimed: DashSet<(String, String)>,
+    /// How many other runners that execute work were alive at the last
+    /// heartbeat; `u64::MAX` before the first.
+    pub(crate) others_alive: AtomicU64,
+    /// When `shutdown` was called: attempts that ended before it are not
+    /// the drain's to count.
+    pub(crate) stop_requested: std::sync::OnceLock<std::time::Instant>,
     /// Free execution slots.
     pub(crate) slots: Arc<Semaphore>,
     /// Rung when work may have become ready.
@@ -100,6 +140,15 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
+    /// How many other runners were alive at the last heartbeat, if one
+    /// was recorded yet.
+    pub(crate) fn others_alive(&self) -> Option<u64> {
+        match self.others_alive.load(Ordering::Acquire) {
+            u64::MAX => None,
+            n => Some(n),
+        }
+    }
+
     pub(crate) fn lease_until(&self) -> i64 {
         crate::store::now_ms() + crate::store::duration_ms(self.config.lease)
     }

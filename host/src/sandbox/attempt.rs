@@ -16,6 +16,7 @@ use super::error::GrantError;
 use super::grants::{Grants, Limits};
 use super::outcome::{AttemptReport, Outcome};
 use super::state::{MemoryLimitHit, StoreState};
+use super::text::{MAX_ERROR_BYTES, cap};
 
 /// What to run: a task of a plugin, its input, and the sandbox it gets.
 #[derive(Debug, Clone, Default)]
@@ -186,7 +187,7 @@ pub(crate) fn output_outcome(
 ) -> Outcome {
     match result {
         Err(error) => Outcome::Failed {
-            message: error.message,
+            message: cap(error.message, MAX_ERROR_BYTES),
             retryable: error.retryable,
         },
         Ok(text) if text.len() > limits.max_output_bytes => Outcome::InvalidOutput {

@@ -4,17 +4,17 @@
 //! all busy running guests could starve a task, and then no guest would ever
 //! reach its next epoch check.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::{self, JoinHandle};
 use std::time::Duration;
 
 use wasmtime::Engine;
 
-/// Ticks an engine's epoch every `period` until dropped.
+/// Ticks an engine's epoch every `period` until stopped or dropped.
 pub(crate) struct EpochClock {
     stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<()>>,
+    thread: Mutex<Option<JoinHandle<()>>>,
 }
 
 impl EpochClock {
@@ -39,19 +39,38 @@ impl EpochClock {
             })?;
         Ok(Self {
             stop,
-            thread: Some(thread),
+            thread: Mutex::new(Some(thread)),
         })
     }
-}
 
-impl Drop for EpochClock {
-    fn drop(&mut self) {
+    /// Stops the thread and waits for it to end. Idempotent.
+    pub(crate) fn stop(&self) {
         self.stop.store(true, Ordering::Release);
-        if let Some(thread) = self.thread.take() {
+        let thread = self
+            .thread
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        if let Some(thread) = thread {
             thread.thread().unpark();
             // The loop body is a park and an atomic add: joining waits
             // microseconds, never on a guest.
             let _ = thread.join();
         }
+    }
+
+    /// Whether the thread still ticks.
+    pub(crate) fn is_running(&self) -> bool {
+        self.thread
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .as_ref()
+            .is_some_and(|thread| !thread.is_finished())
+    }
+}
+
+impl Drop for EpochClock {
+    fn drop(&mut self) {
+        self.stop();
     }
 }

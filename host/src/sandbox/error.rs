@@ -62,6 +62,10 @@ pub enum PluginError {
     /// `describe` returned something invalid.
     #[error("the plugin describes itself invalidly: {0}")]
     InvalidInfo(String),
+    /// An earlier load of the same bytes failed with this error (a host
+    /// does not load bytes again that it could not load before).
+    #[error(transparent)]
+    Earlier(std::sync::Arc<PluginError>),
 }
 
 /// Errors building or configuring the sandbox.

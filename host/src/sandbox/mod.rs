@@ -32,6 +32,7 @@ mod grants;
 mod outcome;
 mod plugin;
 mod state;
+mod text;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -50,7 +51,11 @@ pub use control::AttemptControl;
 pub use error::{GrantError, PluginError, SandboxError};
 pub use grants::{DirGrant, Grants, Limits};
 pub use outcome::{AttemptReport, LogLine, Outcome};
-pub use plugin::{Plugin, PluginInfo, TaskInfo, WorkflowInfo, sha256_hex};
+pub use plugin::{
+    MAX_DESCRIPTION_BYTES, MAX_TASKS, MAX_WORKFLOW_BYTES, MAX_WORKFLOWS, Plugin, PluginInfo,
+    TaskInfo, WorkflowInfo, sha256_hex,
+};
+pub use text::{MAX_ERROR_BYTES, MAX_LOG_LINE_BYTES, MAX_PROGRESS_NOTE_BYTES, cap as cap_text};
 
 use attempt::{CallError, classify, new_store, output_outcome, race, report, wasi_from_grants};
 use bindings::{TaskPlugin, TaskPluginPre};
@@ -83,6 +88,9 @@ pub struct SandboxConfig {
     pub fuel: bool,
     /// Maximum wasm stack per attempt, in bytes (default 1 MiB).
     pub max_wasm_stack: usize,
+    /// How long a plugin's `describe` may take when it is loaded (default
+    /// 10 s); a slower one fails the load with [`PluginError::Describe`].
+    pub describe_timeout: Duration,
 }
 
 impl Default for SandboxConfig {
@@ -95,6 +103,7 @@ impl Default for SandboxConfig {
             cache_dir: None,
             fuel: false,
             max_wasm_stack: 1 << 20,
+            describe_timeout: plugin::DESCRIBE_TIMEOUT,
         }
     }
 }
@@ -112,11 +121,12 @@ struct Inner {
     halt: Arc<Halt>,
     permits: Semaphore,
     in_flight: AtomicUsize,
+    loads: AtomicUsize,
     cache: Option<Arc<ArtifactCache>>,
     config: SandboxConfig,
     // Declared last so it is dropped after the engine handle above; it only
     // holds a weak reference anyway.
-    _clock: EpochClock,
+    clock: EpochClock,
 }
 
 /// An error the caller made when asking for an attempt (the guest never ran).
@@ -188,12 +198,13 @@ impl Sandbox {
             inner: Arc::new(Inner {
                 permits: Semaphore::new(config.max_concurrent_attempts as usize),
                 in_flight: AtomicUsize::new(0),
+                loads: AtomicUsize::new(0),
                 engine,
                 linker,
                 halt,
                 cache,
                 config,
-                _clock: clock,
+                clock,
             }),
         })
     }
@@ -216,6 +227,7 @@ impl Sandbox {
     /// compiles it (or loads it from the artifact cache), links it against
     /// the host, and calls `describe` in a sandbox without grants.
     pub async fn load_plugin(&self, bytes: Vec<u8>) -> Result<Plugin, PluginError> {
+        self.inner.loads.fetch_add(1, Ordering::Relaxed);
         plugin::check_header(&bytes)?;
         let sha256 = sha256_hex(&bytes);
         let size = bytes.len();
@@ -238,7 +250,7 @@ impl Sandbox {
             .and_then(TaskPluginPre::new)
             .map_err(|e| PluginError::WorldMismatch(format!("{e:#}")))?;
         let limits = Limits {
-            timeout: plugin::DESCRIBE_TIMEOUT,
+            timeout: self.inner.config.describe_timeout,
             ..Limits::default()
         };
         let control = self.control();
@@ -249,6 +261,12 @@ impl Sandbox {
         let info = match called.result {
             Ok(Returned::Info(info)) => plugin::validated(info)?,
             Ok(Returned::Run(_)) => unreachable!("describe returns plugin info"),
+            // Imports were checked when linking; an instantiation that still
+            // fails without a trap is an export with the contract's name and
+            // another type: the component targets another world.
+            Err(Outcome::PluginError { message }) => {
+                return Err(PluginError::WorldMismatch(message));
+            }
             Err(outcome) => return Err(PluginError::Describe(outcome.to_string())),
         };
         Ok(Plugin {
@@ -378,9 +396,30 @@ impl Sandbox {
         self.inner.halt.halt();
     }
 
+    /// Halts every attempt (see [`halt_all`](Self::halt_all)) and stops the
+    /// epoch clock thread: for a sandbox that will run nothing again (its
+    /// runner shut down). Idempotent.
+    pub fn stop(&self) {
+        self.halt_all();
+        self.inner.clock.stop();
+    }
+
+    /// Whether the epoch clock thread still ticks (until [`stop`](Self::stop)
+    /// or the last clone of the sandbox is dropped).
+    pub fn clock_running(&self) -> bool {
+        self.inner.clock.is_running()
+    }
+
     /// Whether [`halt_all`](Self::halt_all) was called.
     pub fn is_halted(&self) -> bool {
         self.inner.halt.is_halted()
+    }
+
+    /// How many plugin loads ([`load_plugin`](Self::load_plugin)) this
+    /// sandbox has started: each compiles (or reads the cache) and runs
+    /// `describe`.
+    pub fn loads_started(&self) -> usize {
+        self.inner.loads.load(Ordering::Relaxed)
     }
 
     /// How many attempts (and `describe` calls) are running right now.

@@ -72,33 +72,81 @@ impl PluginInfo {
         let bad = |msg: String| Err(PluginError::InvalidInfo(msg));
         if !is_identifier(&self.name) {
             return bad(format!(
-                "name `{}` must be lowercase letters, digits, `-` or `_`, starting with a letter",
-                self.name
+                "name `{}` must be lowercase letters, digits, `-` or `_`, starting with a letter, at most 64 bytes",
+                echo(&self.name)
             ));
         }
         if !is_version(&self.version) {
             return bad(format!(
-                "version `{}` is not MAJOR.MINOR.PATCH",
-                self.version
+                "version `{}` is not MAJOR.MINOR.PATCH (at most 64 bytes)",
+                echo(&self.version)
             ));
         }
         if self.tasks.is_empty() {
             return bad("it offers no task".into());
+        }
+        if self.tasks.len() > MAX_TASKS {
+            return bad(format!(
+                "it offers {} tasks, more than the limit of {MAX_TASKS}",
+                self.tasks.len()
+            ));
+        }
+        if self.workflows.len() > MAX_WORKFLOWS {
+            return bad(format!(
+                "it ships {} workflows, more than the limit of {MAX_WORKFLOWS}",
+                self.workflows.len()
+            ));
         }
         let mut seen = std::collections::HashSet::new();
         for task in &self.tasks {
             if !is_identifier(&task.name) {
                 return bad(format!(
                     "task name `{}` is not a valid identifier",
-                    task.name
+                    echo(&task.name)
                 ));
             }
             if !seen.insert(task.name.as_str()) {
                 return bad(format!("task `{}` is declared twice", task.name));
             }
+            if task.description.len() > MAX_DESCRIPTION_BYTES {
+                return bad(format!(
+                    "the description of task `{}` is {} bytes, more than the limit of {MAX_DESCRIPTION_BYTES}",
+                    task.name,
+                    task.description.len()
+                ));
+            }
+            if task.description.contains(['\n', '\r']) {
+                return bad(format!(
+                    "the description of task `{}` is more than one line",
+                    task.name
+                ));
+            }
+        }
+        for workflow in &self.workflows {
+            if workflow.definition.len() > MAX_WORKFLOW_BYTES {
+                return bad(format!(
+                    "shipped workflow `{}` is {} bytes, more than the limit of {MAX_WORKFLOW_BYTES}",
+                    echo(&workflow.name),
+                    workflow.definition.len()
+                ));
+            }
         }
         Ok(())
     }
+}
+
+/// Most tasks one plugin may offer.
+pub const MAX_TASKS: usize = 1_000;
+/// Most workflows one plugin may ship.
+pub const MAX_WORKFLOWS: usize = 100;
+/// Longest task description, in bytes; a description is one line.
+pub const MAX_DESCRIPTION_BYTES: usize = 1 << 10;
+/// Longest shipped workflow definition (TOML text), in bytes.
+pub const MAX_WORKFLOW_BYTES: usize = 256 << 10;
+
+/// A guest-given name as quoted in an error: its first 64 bytes at most.
+fn echo(text: &str) -> String {
+    super::text::cap(text.to_owned(), 64)
 }
 
 fn is_identifier(s: &str) -> bool {
@@ -109,6 +157,9 @@ fn is_identifier(s: &str) -> bool {
 }
 
 fn is_version(s: &str) -> bool {
+    if s.len() > 64 {
+        return false;
+    }
     let core = s.split(['-', '+']).next().unwrap_or_default();
     let parts: Vec<&str> = core.split('.').collect();
     parts.len() == 3

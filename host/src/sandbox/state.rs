@@ -10,6 +10,7 @@ use super::bindings::{Level, corral};
 use super::control::AttemptControl;
 use super::grants::Limits;
 use super::outcome::LogLine;
+use super::text::{MAX_ERROR_BYTES, MAX_LOG_LINE_BYTES, MAX_PROGRESS_NOTE_BYTES, cap};
 
 /// The guest asked for more memory than its limit.
 #[derive(Debug, Clone, Copy, thiserror::Error)]
@@ -65,6 +66,7 @@ pub(crate) struct LogSink {
 
 impl LogSink {
     fn push(&mut self, level: Level, message: String) {
+        let message = cap(message, MAX_LOG_LINE_BYTES);
         if self.lines.len() >= self.max_lines || self.bytes + message.len() > self.max_bytes {
             self.dropped += 1;
             return;
@@ -156,6 +158,7 @@ impl corral::task::host::Host for StoreState {
         } else {
             fraction.clamp(0.0, 1.0)
         };
+        let note = cap(note, MAX_PROGRESS_NOTE_BYTES);
         tracing::debug!(target: "corral::guest", fraction, note, "progress");
         self.progress = Some((fraction, note));
     }
@@ -167,6 +170,7 @@ impl corral::task::host::Host for StoreState {
     fn panicked(&mut self, message: String) {
         // Keep the first report: a panic inside the panic hook must not
         // replace the original message.
-        self.panic.get_or_insert(message);
+        self.panic
+            .get_or_insert_with(|| cap(message, MAX_ERROR_BYTES));
     }
 }

@@ -8,6 +8,7 @@
 mod postgres;
 mod records;
 mod sqlite;
+mod transient;
 mod write;
 
 use std::sync::Arc;
@@ -20,8 +21,8 @@ use crate::sandbox::PluginInfo;
 pub use postgres::PostgresStore;
 pub use records::{
     Applied, AttemptEnd, AttemptRecord, AttemptResult, Claim, ExecutionFilter, ExecutionRecord,
-    ExecutionStatus, NewExecution, Object, Plan, ScheduleFire, ScheduleRecord, Snapshot,
-    StepChange, TaskRunRecord, TaskRunStatus, WorkflowRecord,
+    ExecutionStatus, NewExecution, NewWorkflow, Object, Plan, ScheduleFire, ScheduleRecord,
+    Snapshot, StepChange, TaskRunRecord, TaskRunStatus, WorkflowOwner, WorkflowRecord,
 };
 pub use sqlite::SqliteStore;
 pub use write::{ClaimRequest, WriteBatch, Written};
@@ -68,6 +69,10 @@ impl std::fmt::Debug for Finish<'_> {
             .finish_non_exhaustive()
     }
 }
+
+/// How long a runner may be silent before [`Store::heartbeat`] forgets it
+/// (10 minutes).
+pub const RUNNER_FORGOTTEN_MS: i64 = 10 * 60 * 1000;
 
 /// The default database: a SQLite file `corral.db` in the working directory.
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://corral.db";
@@ -130,6 +135,27 @@ pub enum StoreError {
         /// Why it could not be decoded.
         reason: String,
     },
+    /// A database that must exist (see [`ConnectOptions::create`]) does not.
+    #[error(
+        "no database at {}: nothing has been registered or run with it yet (check --database-url or CORRAL_DATABASE_URL)",
+        path.display()
+    )]
+    NoDatabase {
+        /// The SQLite file that was looked for.
+        path: std::path::PathBuf,
+    },
+    /// A workflow name belongs to someone who is not the one applying it.
+    #[error(
+        "workflow `{name}` belongs to {owner}; {by} may not replace it (a plugin may only create new workflow names and update its own)"
+    )]
+    WorkflowOwned {
+        /// The workflow's name.
+        name: String,
+        /// Who owns it.
+        owner: WorkflowOwner,
+        /// Who tried to apply it.
+        by: WorkflowOwner,
+    },
     /// `name@version` is already registered with other bytes.
     #[error(
         "plugin {name}@{version} is already registered with sha256 {existing}; plugins are immutable: bump the version"
@@ -175,7 +201,24 @@ pub trait Store: Send + Sync + 'static {
         info: &PluginInfo,
         sha256: &str,
         bytes: &[u8],
-    ) -> Result<Added, StoreError>;
+    ) -> Result<Added, StoreError> {
+        self.register_plugin(info, sha256, bytes, &[], now_ms())
+            .await
+            .map(|(added, _)| added)
+    }
+
+    /// Registers a plugin's bytes under `info.name@info.version` and stores
+    /// the workflows it ships, owned by the plugin, all in one transaction:
+    /// if any part fails (another plugin's bytes under that version, a
+    /// workflow name owned by someone else), nothing is stored.
+    async fn register_plugin(
+        &self,
+        info: &PluginInfo,
+        sha256: &str,
+        bytes: &[u8],
+        workflows: &[NewWorkflow<'_>],
+        now_ms: i64,
+    ) -> Result<(Added, Vec<Applied>), StoreError>;
 
     /// All registered plugins, by name then registration time.
     async fn list_plugins(&self) -> Result<Vec<PluginRecord>, StoreError>;
@@ -184,13 +227,32 @@ pub trait Store: Send + Sync + 'static {
     /// its bytes; `None` if there is no such plugin.
     async fn plugin(&self, reference: &str) -> Result<Option<(PluginRecord, Vec<u8>)>, StoreError>;
 
-    /// Stores a workflow version; a no-op when `version` is already the
-    /// latest of `name`.
+    /// Stores a workflow version as the operator's (see
+    /// [`apply_workflow_as`](Store::apply_workflow_as)).
     async fn apply_workflow(
         &self,
         name: &str,
         version: &str,
         definition: &Value,
+        now_ms: i64,
+    ) -> Result<Applied, StoreError> {
+        let workflow = NewWorkflow {
+            name,
+            version,
+            definition,
+        };
+        self.apply_workflow_as(&workflow, &WorkflowOwner::Operator, now_ms)
+            .await
+    }
+
+    /// Stores a workflow version owned by `owner`; a no-op when its version
+    /// is already the latest of its name and `owner` owns it. Fails with
+    /// [`StoreError::WorkflowOwned`], storing nothing, when `owner` may not
+    /// update the name (see [`WorkflowOwner`]).
+    async fn apply_workflow_as(
+        &self,
+        workflow: &NewWorkflow<'_>,
+        owner: &WorkflowOwner,
         now_ms: i64,
     ) -> Result<Applied, StoreError>;
 
@@ -230,12 +292,33 @@ pub trait Store: Send + Sync + 'static {
         now_ms: i64,
     ) -> Result<Vec<Claim>, StoreError>;
 
-    /// Extends the lease of every task run `runner_id` holds to `lease_ms`
-    /// past the moment the update runs (the database's clock, so time spent
-    /// waiting for a lock does not eat the lease); returns the ids of those
-    /// executions where a cancel was requested.
-    async fn renew_leases(&self, runner_id: &str, lease_ms: i64)
-    -> Result<Vec<String>, StoreError>;
+    /// Extends the lease of the task runs `runs` (`(execution id, step
+    /// id)`) that `runner_id` holds to `lease_ms` past the moment the update
+    /// runs (the database's clock, so time spent waiting for a lock does
+    /// not eat the lease); returns the ids of the executions of any task run
+    /// it holds where a cancel was requested. Only the runs listed are
+    /// renewed: a run the runner holds but no longer works on (its end could
+    /// not be recorded) must expire, so that another runner takes it.
+    async fn renew_leases(
+        &self,
+        runner_id: &str,
+        runs: &[(String, String)],
+        lease_ms: i64,
+    ) -> Result<Vec<String>, StoreError>;
+
+    /// Records that `runner_id` (a runner that executes work) is alive at
+    /// `now_ms`, forgets runners silent for [`RUNNER_FORGOTTEN_MS`], and
+    /// returns how many other runners were alive at or after
+    /// `alive_since_ms`.
+    async fn heartbeat(
+        &self,
+        runner_id: &str,
+        now_ms: i64,
+        alive_since_ms: i64,
+    ) -> Result<u64, StoreError>;
+
+    /// Removes `runner_id` from the live runners (it shut down).
+    async fn forget_runner(&self, runner_id: &str) -> Result<(), StoreError>;
 
     /// The task runs `runner_id` holds claims on: `(execution id, step id)`.
     /// A runner compares them with the attempts it runs to find claims it
@@ -398,6 +481,11 @@ pub struct ConnectOptions {
     /// What the connections call themselves (PostgreSQL's
     /// `application_name`, visible in `pg_stat_activity`). Default `corral`.
     pub application_name: String,
+    /// Whether a SQLite file that does not exist is created (default
+    /// true). When false, a missing file is [`StoreError::NoDatabase`]:
+    /// for callers that only read, which must not leave an empty database
+    /// behind.
+    pub create: bool,
 }
 
 impl Default for ConnectOptions {
@@ -405,6 +493,7 @@ impl Default for ConnectOptions {
         Self {
             tenant: None,
             application_name: "corral".to_owned(),
+            create: true,
         }
     }
 }
@@ -428,7 +517,7 @@ pub async fn connect_with(
                 tenant: tenant.clone(),
             });
         }
-        Ok(Arc::new(SqliteStore::connect(url).await?))
+        Ok(Arc::new(SqliteStore::open(url, options.create).await?))
     } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
         Ok(Arc::new(
             PostgresStore::connect(url, options.tenant.as_deref(), &options.application_name)

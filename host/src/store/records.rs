@@ -518,6 +518,93 @@ pub struct WorkflowRecord {
     pub definition: Value,
     /// When it was applied (ms since the Unix epoch).
     pub applied_at_ms: i64,
+    /// Who owns the name: may update it.
+    pub owner: WorkflowOwner,
+}
+
+/// Who owns a workflow name. The operator (a workflow applied by hand or
+/// through the library) may apply any name, taking it over; a plugin may
+/// only create names that are free and update the ones it owns, so a
+/// plugin can never replace an operator's workflow or another plugin's.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", content = "plugin", rename_all = "snake_case")]
+pub enum WorkflowOwner {
+    /// Applied by the operator.
+    Operator,
+    /// Shipped by the plugin of this name.
+    Plugin(String),
+}
+
+impl WorkflowOwner {
+    /// As stored: `operator` or `plugin:NAME`.
+    pub fn as_stored(&self) -> String {
+        match self {
+            WorkflowOwner::Operator => "operator".to_owned(),
+            WorkflowOwner::Plugin(name) => format!("plugin:{name}"),
+        }
+    }
+
+    /// From its stored form; anything unknown is the operator's (the
+    /// stricter reading: no plugin may update it).
+    pub fn from_stored(text: &str) -> Self {
+        match text.strip_prefix("plugin:") {
+            Some(name) => WorkflowOwner::Plugin(name.to_owned()),
+            None => WorkflowOwner::Operator,
+        }
+    }
+
+    /// Whether `self` may apply a version of a name owned by `current`.
+    pub fn may_update(&self, current: &WorkflowOwner) -> bool {
+        matches!(self, WorkflowOwner::Operator) || self == current
+    }
+
+    /// What applying `workflow` as `self` does, given the latest stored
+    /// version of its name and that version's stored owner: `Ok(None)` when
+    /// nothing needs writing (same version, same owner), `Ok(Some(applied))`
+    /// when the version is to be written, an error when `self` may not.
+    pub(crate) fn applying(
+        &self,
+        workflow: &NewWorkflow<'_>,
+        latest: Option<(String, String)>,
+    ) -> Result<Option<Applied>, super::StoreError> {
+        let Some((version, owner)) = latest else {
+            return Ok(Some(Applied::Created));
+        };
+        let current = WorkflowOwner::from_stored(&owner);
+        if !self.may_update(&current) {
+            return Err(super::StoreError::WorkflowOwned {
+                name: workflow.name.to_owned(),
+                owner: current,
+                by: self.clone(),
+            });
+        }
+        Ok(match (version == workflow.version, current == *self) {
+            (true, true) => None,
+            // The operator taking a plugin's workflow over, unchanged.
+            (true, false) => Some(Applied::Unchanged),
+            (false, _) => Some(Applied::Updated { previous: version }),
+        })
+    }
+}
+
+impl std::fmt::Display for WorkflowOwner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            WorkflowOwner::Operator => write!(f, "the operator"),
+            WorkflowOwner::Plugin(name) => write!(f, "plugin `{name}`"),
+        }
+    }
+}
+
+/// A workflow version to store: see [`Store::register_plugin`](super::Store::register_plugin).
+#[derive(Debug, Clone, Copy)]
+pub struct NewWorkflow<'a> {
+    /// Its name.
+    pub name: &'a str,
+    /// Its version (content hash).
+    pub version: &'a str,
+    /// Its stored definition.
+    pub definition: &'a Value,
 }
 
 /// What [`Store::apply_workflow`](super::Store::apply_workflow) did.

@@ -13,6 +13,7 @@ use sqlx::postgres::PgRow;
 use sqlx::{PgConnection, Row};
 
 use super::{PostgresStore, query_err, text};
+use crate::store::RUNNER_FORGOTTEN_MS;
 use crate::store::{
     AttemptEnd, AttemptRecord, AttemptResult, Claim, ClaimRequest, ExecutionFilter,
     ExecutionRecord, ExecutionStatus, Finish, NewExecution, Object, Plan, Planner, Snapshot,
@@ -389,18 +390,26 @@ impl PostgresStore {
     pub(super) async fn renew_leases(
         &self,
         runner_id: &str,
+        runs: &[(String, String)],
         lease_ms: i64,
     ) -> Result<Vec<String>, StoreError> {
         let doing = "renewing leases";
+        let (executions, steps): (Vec<&str>, Vec<&str>) = runs
+            .iter()
+            .map(|(execution, step)| (execution.as_str(), step.as_str()))
+            .unzip();
         // Locks in key order (see the lock order above). The new lease runs
         // from when each row is updated, by the database's clock, so time
         // spent waiting for a lock does not eat it.
         sqlx::query(
             "WITH mine AS MATERIALIZED (
-                 SELECT execution_id, step_id FROM task_runs
-                 WHERE claimed_by = $2 AND status = 'running'
-                 ORDER BY execution_id, step_id
-                 FOR UPDATE
+                 SELECT t.execution_id, t.step_id
+                 FROM task_runs t
+                 JOIN unnest($3::text[], $4::text[]) AS k(execution_id, step_id)
+                   ON t.execution_id = k.execution_id AND t.step_id = k.step_id
+                 WHERE t.claimed_by = $2 AND t.status = 'running'
+                 ORDER BY t.execution_id, t.step_id
+                 FOR UPDATE OF t
              )
              UPDATE task_runs t
              SET lease_until = (extract(epoch FROM clock_timestamp()) * 1000)::bigint + $1
@@ -410,6 +419,8 @@ impl PostgresStore {
         )
         .bind(lease_ms)
         .bind(runner_id)
+        .bind(&executions)
+        .bind(&steps)
         .execute(&self.pool)
         .await
         .map_err(query_err(doing))?;
@@ -422,6 +433,50 @@ impl PostgresStore {
         .fetch_all(&self.pool)
         .await
         .map_err(query_err(doing))
+    }
+
+    pub(super) async fn heartbeat(
+        &self,
+        runner_id: &str,
+        now_ms: i64,
+        alive_since_ms: i64,
+    ) -> Result<u64, StoreError> {
+        let doing = "recording a heartbeat";
+        let mut tx = self.pool.begin().await.map_err(query_err(doing))?;
+        sqlx::query(
+            "INSERT INTO runners (id, heartbeat_at) VALUES ($1, $2)
+             ON CONFLICT (id) DO UPDATE SET heartbeat_at = excluded.heartbeat_at",
+        )
+        .bind(runner_id)
+        .bind(now_ms)
+        .execute(&mut *tx)
+        .await
+        .map_err(query_err(doing))?;
+        // Runners silent for long are gone (killed): forget them.
+        sqlx::query("DELETE FROM runners WHERE heartbeat_at < $1")
+            .bind(now_ms.saturating_sub(RUNNER_FORGOTTEN_MS))
+            .execute(&mut *tx)
+            .await
+            .map_err(query_err(doing))?;
+        let others: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM runners WHERE id <> $1 AND heartbeat_at >= $2",
+        )
+        .bind(runner_id)
+        .bind(alive_since_ms)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(query_err(doing))?;
+        tx.commit().await.map_err(query_err(doing))?;
+        Ok(u64::try_from(others).unwrap_or_default())
+    }
+
+    pub(super) async fn forget_runner(&self, runner_id: &str) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM runners WHERE id = $1")
+            .bind(runner_id)
+            .execute(&self.pool)
+            .await
+            .map_err(query_err("removing a runner"))?;
+        Ok(())
     }
 
     pub(super) async fn finish_attempts(

@@ -44,8 +44,8 @@ use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
 
 use super::{
     Added, Applied, AttemptRecord, Claim, ClaimRequest, ClosePool, ExecutionFilter,
-    ExecutionRecord, Finish, NewExecution, Planner, PluginRecord, Snapshot, Store, StoreError,
-    Wakeup, Wakeups, WorkflowRecord, WriteBatch, Written,
+    ExecutionRecord, Finish, NewExecution, NewWorkflow, Planner, PluginRecord, Snapshot, Store,
+    StoreError, Wakeup, Wakeups, WorkflowOwner, WorkflowRecord, WriteBatch, Written,
 };
 use crate::sandbox::PluginInfo;
 use crate::store::{ScheduleFire, ScheduleRecord};
@@ -254,13 +254,15 @@ pub(super) fn query_err(doing: &'static str) -> impl FnOnce(sqlx::Error) -> Stor
 
 #[async_trait::async_trait]
 impl Store for PostgresStore {
-    async fn add_plugin(
+    async fn register_plugin(
         &self,
         info: &PluginInfo,
         sha256: &str,
         bytes: &[u8],
-    ) -> Result<Added, StoreError> {
-        PostgresStore::add_plugin(self, info, sha256, bytes).await
+        workflows: &[NewWorkflow<'_>],
+        now_ms: i64,
+    ) -> Result<(Added, Vec<Applied>), StoreError> {
+        PostgresStore::register_plugin(self, info, sha256, bytes, workflows, now_ms).await
     }
 
     async fn list_plugins(&self) -> Result<Vec<PluginRecord>, StoreError> {
@@ -271,14 +273,13 @@ impl Store for PostgresStore {
         PostgresStore::plugin(self, reference).await
     }
 
-    async fn apply_workflow(
+    async fn apply_workflow_as(
         &self,
-        name: &str,
-        version: &str,
-        definition: &serde_json::Value,
+        workflow: &NewWorkflow<'_>,
+        owner: &WorkflowOwner,
         now_ms: i64,
     ) -> Result<Applied, StoreError> {
-        PostgresStore::apply_workflow(self, name, version, definition, now_ms).await
+        PostgresStore::apply_workflow_as(self, workflow, owner, now_ms).await
     }
 
     async fn workflow(
@@ -315,9 +316,23 @@ impl Store for PostgresStore {
     async fn renew_leases(
         &self,
         runner_id: &str,
+        runs: &[(String, String)],
         lease_ms: i64,
     ) -> Result<Vec<String>, StoreError> {
-        PostgresStore::renew_leases(self, runner_id, lease_ms).await
+        PostgresStore::renew_leases(self, runner_id, runs, lease_ms).await
+    }
+
+    async fn heartbeat(
+        &self,
+        runner_id: &str,
+        now_ms: i64,
+        alive_since_ms: i64,
+    ) -> Result<u64, StoreError> {
+        PostgresStore::heartbeat(self, runner_id, now_ms, alive_since_ms).await
+    }
+
+    async fn forget_runner(&self, runner_id: &str) -> Result<(), StoreError> {
+        PostgresStore::forget_runner(self, runner_id).await
     }
 
     async fn put_schedule(
@@ -435,8 +450,13 @@ impl Store for PostgresStore {
     }
 
     fn close(&self) -> ClosePool {
+        // Calling `Pool::close` marks the pool closed at once; the future it
+        // returns only closes connections. Nothing is polled here, so this
+        // is safe to call anywhere: in a `Drop`, outside any runtime, on a
+        // runtime that is shutting down (a timer there would panic).
+        drop(self.pool.close());
         let pool = self.pool.clone();
-        let mut closing: ClosePool = Box::pin(async move {
+        Box::pin(async move {
             pool.close().await;
             // sqlx 0.8's `close` can finish while a connection is still on
             // its way back to the pool (pinging it before it goes idle):
@@ -447,14 +467,7 @@ impl Store for PostgresStore {
                 tokio::time::sleep(Duration::from_millis(5)).await;
                 pool.close().await;
             }
-        });
-        // `Pool::close` marks the pool closed when first polled; do that now
-        // so callers that cannot await (Drop) still close it at once.
-        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
-        if closing.as_mut().poll(&mut cx).is_ready() {
-            return Box::pin(std::future::ready(()));
-        }
-        closing
+        })
     }
 }
 

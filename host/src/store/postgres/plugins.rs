@@ -3,9 +3,14 @@
 use sqlx::Row;
 use sqlx::postgres::PgRow;
 
+use sqlx::PgConnection;
+
+use super::workflows::apply_workflow_in;
 use super::{PostgresStore, query_err};
 use crate::sandbox::PluginInfo;
-use crate::store::{Added, PluginRecord, StoreError, now_rfc3339};
+use crate::store::{
+    Added, Applied, NewWorkflow, PluginRecord, StoreError, WorkflowOwner, now_rfc3339,
+};
 
 fn plugin_record(row: &PgRow) -> Result<PluginRecord, StoreError> {
     let e = || query_err("reading a plugin");
@@ -24,61 +29,24 @@ fn plugin_record(row: &PgRow) -> Result<PluginRecord, StoreError> {
 }
 
 impl PostgresStore {
-    pub(super) async fn add_plugin(
+    pub(super) async fn register_plugin(
         &self,
         info: &PluginInfo,
         sha256: &str,
         bytes: &[u8],
-    ) -> Result<Added, StoreError> {
+        workflows: &[NewWorkflow<'_>],
+        now_ms: i64,
+    ) -> Result<(Added, Vec<Applied>), StoreError> {
         let doing = "registering a plugin";
-        let info_json = serde_json::to_string(info).map_err(|e| StoreError::Corrupt {
-            what: "plugin info",
-            reason: e.to_string(),
-        })?;
-        // Insert first, look second: two hosts registering the same plugin
-        // at once both end up here without a unique-key error.
-        let inserted = sqlx::query(
-            "INSERT INTO plugins (name, version, sha256, info, size, bytes, added_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7)
-             ON CONFLICT (name, version) DO NOTHING",
-        )
-        .bind(&info.name)
-        .bind(&info.version)
-        .bind(sha256)
-        .bind(info_json)
-        .bind(i64::try_from(bytes.len()).unwrap_or(i64::MAX))
-        .bind(bytes)
-        .bind(now_rfc3339())
-        .execute(&self.pool)
-        .await
-        .map_err(query_err(doing))?;
-        if inserted.rows_affected() == 1 {
-            return Ok(Added::New);
+        let mut tx = self.pool.begin().await.map_err(query_err(doing))?;
+        let added = add_plugin_in(&mut tx, info, sha256, bytes).await?;
+        let owner = WorkflowOwner::Plugin(info.name.clone());
+        let mut applied = Vec::with_capacity(workflows.len());
+        for workflow in workflows {
+            applied.push(apply_workflow_in(&mut tx, workflow, &owner, now_ms).await?);
         }
-        let existing: Option<String> =
-            sqlx::query_scalar("SELECT sha256 FROM plugins WHERE name = $1 AND version = $2")
-                .bind(&info.name)
-                .bind(&info.version)
-                .fetch_optional(&self.pool)
-                .await
-                .map_err(query_err(doing))?;
-        match existing {
-            Some(existing) if existing == sha256 => Ok(Added::Unchanged),
-            Some(existing) => Err(StoreError::PluginConflict {
-                name: info.name.clone(),
-                version: info.version.clone(),
-                existing,
-            }),
-            // Plugins are never removed by the store: the conflicting row
-            // cannot have gone away.
-            None => Err(StoreError::Corrupt {
-                what: "plugin registry",
-                reason: format!(
-                    "{}@{} conflicted on insert but cannot be found",
-                    info.name, info.version
-                ),
-            }),
-        }
+        tx.commit().await.map_err(query_err(doing))?;
+        Ok((added, applied))
     }
 
     pub(super) async fn list_plugins(&self) -> Result<Vec<PluginRecord>, StoreError> {
@@ -115,5 +83,63 @@ impl PostgresStore {
             .try_get("bytes")
             .map_err(query_err("reading plugin bytes"))?;
         Ok(Some((plugin_record(&row)?, bytes)))
+    }
+}
+
+/// Stores a plugin's bytes in `conn`'s transaction (see `Store::add_plugin`).
+async fn add_plugin_in(
+    conn: &mut PgConnection,
+    info: &PluginInfo,
+    sha256: &str,
+    bytes: &[u8],
+) -> Result<Added, StoreError> {
+    let doing = "registering a plugin";
+    let info_json = serde_json::to_string(info).map_err(|e| StoreError::Corrupt {
+        what: "plugin info",
+        reason: e.to_string(),
+    })?;
+    // Insert first, look second: two hosts registering the same plugin
+    // at once both end up here without a unique-key error.
+    let inserted = sqlx::query(
+        "INSERT INTO plugins (name, version, sha256, info, size, bytes, added_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7)
+         ON CONFLICT (name, version) DO NOTHING",
+    )
+    .bind(&info.name)
+    .bind(&info.version)
+    .bind(sha256)
+    .bind(info_json)
+    .bind(i64::try_from(bytes.len()).unwrap_or(i64::MAX))
+    .bind(bytes)
+    .bind(now_rfc3339())
+    .execute(&mut *conn)
+    .await
+    .map_err(query_err(doing))?;
+    if inserted.rows_affected() == 1 {
+        return Ok(Added::New);
+    }
+    let existing: Option<String> =
+        sqlx::query_scalar("SELECT sha256 FROM plugins WHERE name = $1 AND version = $2")
+            .bind(&info.name)
+            .bind(&info.version)
+            .fetch_optional(&mut *conn)
+            .await
+            .map_err(query_err(doing))?;
+    match existing {
+        Some(existing) if existing == sha256 => Ok(Added::Unchanged),
+        Some(existing) => Err(StoreError::PluginConflict {
+            name: info.name.clone(),
+            version: info.version.clone(),
+            existing,
+        }),
+        // Plugins are never removed by the store: the conflicting row
+        // cannot have gone away.
+        None => Err(StoreError::Corrupt {
+            what: "plugin registry",
+            reason: format!(
+                "{}@{} conflicted on insert but cannot be found",
+                info.name, info.version
+            ),
+        }),
     }
 }

@@ -16,8 +16,9 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePo
 
 use super::{
     Added, Applied, AttemptRecord, Claim, ClaimRequest, ClosePool, ExecutionFilter,
-    ExecutionRecord, Finish, NewExecution, Planner, PluginRecord, ScheduleFire, ScheduleRecord,
-    Snapshot, Store, StoreError, WorkflowRecord, WriteBatch, Written,
+    ExecutionRecord, Finish, NewExecution, NewWorkflow, Planner, PluginRecord, ScheduleFire,
+    ScheduleRecord, Snapshot, Store, StoreError, WorkflowOwner, WorkflowRecord, WriteBatch,
+    Written,
 };
 use crate::sandbox::PluginInfo;
 
@@ -45,13 +46,25 @@ impl SqliteStore {
     /// Opens (creating if missing) the SQLite database at `url`
     /// (`sqlite://PATH` or `sqlite::memory:`) and applies the migrations.
     pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        Self::open(url, true).await
+    }
+
+    /// Opens the SQLite database at `url`; creates the file if it is
+    /// missing only when `create` (else [`StoreError::NoDatabase`]).
+    pub async fn open(url: &str, create: bool) -> Result<Self, StoreError> {
         let connect_err = |source| StoreError::Connect {
             url: url.to_owned(),
             source,
         };
-        let options = SqliteConnectOptions::from_str(url)
-            .map_err(connect_err)?
-            .create_if_missing(true)
+        let options = SqliteConnectOptions::from_str(url).map_err(connect_err)?;
+        let in_memory = url.contains(":memory:") || url.contains("mode=memory");
+        if !create && !in_memory && !options.get_filename().exists() {
+            return Err(StoreError::NoDatabase {
+                path: options.get_filename().to_owned(),
+            });
+        }
+        let options = options
+            .create_if_missing(create)
             .journal_mode(SqliteJournalMode::Wal)
             .busy_timeout(std::time::Duration::from_secs(10));
         // No ping before each acquire: the connections are in-process, and a
@@ -69,7 +82,7 @@ impl SqliteStore {
                 url: url.to_owned(),
                 source,
             })?;
-        let reader = if url.contains(":memory:") || url.contains("mode=memory") {
+        let reader = if in_memory {
             pool.clone()
         } else {
             SqlitePoolOptions::new()
@@ -99,13 +112,15 @@ pub(super) fn query_err(doing: &'static str) -> impl FnOnce(sqlx::Error) -> Stor
 
 #[async_trait::async_trait]
 impl Store for SqliteStore {
-    async fn add_plugin(
+    async fn register_plugin(
         &self,
         info: &PluginInfo,
         sha256: &str,
         bytes: &[u8],
-    ) -> Result<Added, StoreError> {
-        SqliteStore::add_plugin(self, info, sha256, bytes).await
+        workflows: &[NewWorkflow<'_>],
+        now_ms: i64,
+    ) -> Result<(Added, Vec<Applied>), StoreError> {
+        SqliteStore::register_plugin(self, info, sha256, bytes, workflows, now_ms).await
     }
 
     async fn list_plugins(&self) -> Result<Vec<PluginRecord>, StoreError> {
@@ -116,14 +131,13 @@ impl Store for SqliteStore {
         SqliteStore::plugin(self, reference).await
     }
 
-    async fn apply_workflow(
+    async fn apply_workflow_as(
         &self,
-        name: &str,
-        version: &str,
-        definition: &serde_json::Value,
+        workflow: &NewWorkflow<'_>,
+        owner: &WorkflowOwner,
         now_ms: i64,
     ) -> Result<Applied, StoreError> {
-        SqliteStore::apply_workflow(self, name, version, definition, now_ms).await
+        SqliteStore::apply_workflow_as(self, workflow, owner, now_ms).await
     }
 
     async fn workflow(
@@ -160,9 +174,23 @@ impl Store for SqliteStore {
     async fn renew_leases(
         &self,
         runner_id: &str,
+        runs: &[(String, String)],
         lease_ms: i64,
     ) -> Result<Vec<String>, StoreError> {
-        SqliteStore::renew_leases(self, runner_id, lease_ms).await
+        SqliteStore::renew_leases(self, runner_id, runs, lease_ms).await
+    }
+
+    async fn heartbeat(
+        &self,
+        runner_id: &str,
+        now_ms: i64,
+        alive_since_ms: i64,
+    ) -> Result<u64, StoreError> {
+        SqliteStore::heartbeat(self, runner_id, now_ms, alive_since_ms).await
+    }
+
+    async fn forget_runner(&self, runner_id: &str) -> Result<(), StoreError> {
+        SqliteStore::forget_runner(self, runner_id).await
     }
 
     async fn put_schedule(
@@ -273,16 +301,13 @@ impl Store for SqliteStore {
     }
 
     fn close(&self) -> ClosePool {
+        // Calling `Pool::close` marks the pool closed at once; nothing is
+        // polled here, so this is safe to call anywhere (see PostgreSQL's).
+        drop(self.pool.close());
+        drop(self.reader.close());
         let (pool, reader) = (self.pool.clone(), self.reader.clone());
-        let mut closing: ClosePool = Box::pin(async move {
+        Box::pin(async move {
             tokio::join!(pool.close(), reader.close());
-        });
-        // `Pool::close` marks the pool closed when first polled; do that now
-        // so callers that cannot await (Drop) still close it at once.
-        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
-        if closing.as_mut().poll(&mut cx).is_ready() {
-            return Box::pin(std::future::ready(()));
-        }
-        closing
+        })
     }
 }

@@ -3,9 +3,14 @@
 use sqlx::Row;
 use sqlx::sqlite::SqliteRow;
 
+use sqlx::SqliteConnection;
+
 use super::SqliteStore;
+use super::workflows::apply_workflow_in;
 use crate::sandbox::PluginInfo;
-use crate::store::{Added, PluginRecord, StoreError, now_rfc3339};
+use crate::store::{
+    Added, Applied, NewWorkflow, PluginRecord, StoreError, WorkflowOwner, now_rfc3339,
+};
 
 use super::query_err;
 
@@ -29,57 +34,28 @@ fn plugin_record(row: &SqliteRow) -> Result<PluginRecord, StoreError> {
 }
 
 impl SqliteStore {
-    pub(super) async fn add_plugin(
+    pub(super) async fn register_plugin(
         &self,
         info: &PluginInfo,
         sha256: &str,
         bytes: &[u8],
-    ) -> Result<Added, StoreError> {
+        workflows: &[NewWorkflow<'_>],
+        now_ms: i64,
+    ) -> Result<(Added, Vec<Applied>), StoreError> {
+        let doing = "registering a plugin";
         let mut tx = self
             .pool
             .begin_with("BEGIN IMMEDIATE")
             .await
-            .map_err(query_err("registering a plugin"))?;
-        let existing: Option<String> =
-            sqlx::query_scalar("SELECT sha256 FROM plugins WHERE name = ? AND version = ?")
-                .bind(&info.name)
-                .bind(&info.version)
-                .fetch_optional(&mut *tx)
-                .await
-                .map_err(query_err("registering a plugin"))?;
-        match existing {
-            Some(existing) if existing == sha256 => return Ok(Added::Unchanged),
-            Some(existing) => {
-                return Err(StoreError::PluginConflict {
-                    name: info.name.clone(),
-                    version: info.version.clone(),
-                    existing,
-                });
-            }
-            None => {}
+            .map_err(query_err(doing))?;
+        let added = add_plugin_in(&mut tx, info, sha256, bytes).await?;
+        let owner = WorkflowOwner::Plugin(info.name.clone());
+        let mut applied = Vec::with_capacity(workflows.len());
+        for workflow in workflows {
+            applied.push(apply_workflow_in(&mut tx, workflow, &owner, now_ms).await?);
         }
-        let info_json = serde_json::to_string(info).map_err(|e| StoreError::Corrupt {
-            what: "plugin info",
-            reason: e.to_string(),
-        })?;
-        sqlx::query(
-            "INSERT INTO plugins (name, version, sha256, info, size, bytes, added_at)
-             VALUES (?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(&info.name)
-        .bind(&info.version)
-        .bind(sha256)
-        .bind(info_json)
-        .bind(i64::try_from(bytes.len()).unwrap_or(i64::MAX))
-        .bind(bytes)
-        .bind(now_rfc3339())
-        .execute(&mut *tx)
-        .await
-        .map_err(query_err("registering a plugin"))?;
-        tx.commit()
-            .await
-            .map_err(query_err("registering a plugin"))?;
-        Ok(Added::New)
+        tx.commit().await.map_err(query_err(doing))?;
+        Ok((added, applied))
     }
 
     pub(super) async fn list_plugins(&self) -> Result<Vec<PluginRecord>, StoreError> {
@@ -117,4 +93,51 @@ impl SqliteStore {
             .map_err(query_err("reading plugin bytes"))?;
         Ok(Some((plugin_record(&row)?, bytes)))
     }
+}
+
+/// Stores a plugin's bytes in `conn`'s transaction (see `Store::add_plugin`).
+async fn add_plugin_in(
+    conn: &mut SqliteConnection,
+    info: &PluginInfo,
+    sha256: &str,
+    bytes: &[u8],
+) -> Result<Added, StoreError> {
+    let doing = "registering a plugin";
+    let existing: Option<String> =
+        sqlx::query_scalar("SELECT sha256 FROM plugins WHERE name = ? AND version = ?")
+            .bind(&info.name)
+            .bind(&info.version)
+            .fetch_optional(&mut *conn)
+            .await
+            .map_err(query_err(doing))?;
+    match existing {
+        Some(existing) if existing == sha256 => return Ok(Added::Unchanged),
+        Some(existing) => {
+            return Err(StoreError::PluginConflict {
+                name: info.name.clone(),
+                version: info.version.clone(),
+                existing,
+            });
+        }
+        None => {}
+    }
+    let info_json = serde_json::to_string(info).map_err(|e| StoreError::Corrupt {
+        what: "plugin info",
+        reason: e.to_string(),
+    })?;
+    sqlx::query(
+        "INSERT INTO plugins (name, version, sha256, info, size, bytes, added_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(&info.name)
+    .bind(&info.version)
+    .bind(sha256)
+    .bind(info_json)
+    .bind(i64::try_from(bytes.len()).unwrap_or(i64::MAX))
+    .bind(bytes)
+    .bind(now_rfc3339())
+    .execute(&mut *conn)
+    .await
+    .map_err(query_err(doing))?;
+    Ok(Added::New)
 }

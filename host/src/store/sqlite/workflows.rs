@@ -1,10 +1,10 @@
 //! Workflow version queries.
 
-use sqlx::Row;
 use sqlx::sqlite::SqliteRow;
+use sqlx::{Row, SqliteConnection};
 
 use super::{SqliteStore, query_err};
-use crate::store::{Applied, StoreError, WorkflowRecord};
+use crate::store::{Applied, NewWorkflow, StoreError, WorkflowOwner, WorkflowRecord};
 
 fn workflow_record(row: &SqliteRow) -> Result<WorkflowRecord, StoreError> {
     let definition: String = row
@@ -24,15 +24,18 @@ fn workflow_record(row: &SqliteRow) -> Result<WorkflowRecord, StoreError> {
         applied_at_ms: row
             .try_get("applied_at")
             .map_err(query_err("reading a workflow"))?,
+        owner: WorkflowOwner::from_stored(
+            row.try_get("owner")
+                .map_err(query_err("reading a workflow"))?,
+        ),
     })
 }
 
 impl SqliteStore {
-    pub(super) async fn apply_workflow(
+    pub(super) async fn apply_workflow_as(
         &self,
-        name: &str,
-        version: &str,
-        definition: &serde_json::Value,
+        workflow: &NewWorkflow<'_>,
+        owner: &WorkflowOwner,
         now_ms: i64,
     ) -> Result<Applied, StoreError> {
         let doing = "applying a workflow";
@@ -41,30 +44,7 @@ impl SqliteStore {
             .begin_with("BEGIN IMMEDIATE")
             .await
             .map_err(query_err(doing))?;
-        let latest: Option<String> = sqlx::query_scalar(
-            "SELECT version FROM workflows WHERE name = ? ORDER BY applied_at DESC, rowid DESC LIMIT 1",
-        )
-        .bind(name)
-        .fetch_optional(&mut *tx)
-        .await
-        .map_err(query_err(doing))?;
-        let applied = match latest {
-            Some(latest) if latest == version => return Ok(Applied::Unchanged),
-            Some(previous) => Applied::Updated { previous },
-            None => Applied::Created,
-        };
-        // Re-applying an older definition makes that version the latest again.
-        sqlx::query(
-            "INSERT INTO workflows (name, version, definition, applied_at) VALUES (?, ?, ?, ?)
-             ON CONFLICT (name, version) DO UPDATE SET applied_at = excluded.applied_at",
-        )
-        .bind(name)
-        .bind(version)
-        .bind(definition.to_string())
-        .bind(now_ms)
-        .execute(&mut *tx)
-        .await
-        .map_err(query_err(doing))?;
+        let applied = apply_workflow_in(&mut tx, workflow, owner, now_ms).await?;
         tx.commit().await.map_err(query_err(doing))?;
         Ok(applied)
     }
@@ -75,7 +55,7 @@ impl SqliteStore {
         version: Option<&str>,
     ) -> Result<Option<WorkflowRecord>, StoreError> {
         let row = sqlx::query(
-            "SELECT name, version, definition, applied_at FROM workflows
+            "SELECT name, version, definition, applied_at, owner FROM workflows
              WHERE name = ?1 AND (?2 IS NULL OR version = ?2)
              ORDER BY applied_at DESC, rowid DESC LIMIT 1",
         )
@@ -89,7 +69,7 @@ impl SqliteStore {
 
     pub(super) async fn list_workflows(&self) -> Result<Vec<WorkflowRecord>, StoreError> {
         let rows = sqlx::query(
-            "SELECT name, version, definition, applied_at FROM workflows w
+            "SELECT name, version, definition, applied_at, owner FROM workflows w
              WHERE rowid = (SELECT rowid FROM workflows x WHERE x.name = w.name
                             ORDER BY applied_at DESC, rowid DESC LIMIT 1)
              ORDER BY name",
@@ -99,4 +79,41 @@ impl SqliteStore {
         .map_err(query_err("listing workflows"))?;
         rows.iter().map(workflow_record).collect()
     }
+}
+
+/// Stores a workflow version in `conn`'s transaction, if `owner` may (see
+/// `Store::apply_workflow_as`).
+pub(super) async fn apply_workflow_in(
+    conn: &mut SqliteConnection,
+    workflow: &NewWorkflow<'_>,
+    owner: &WorkflowOwner,
+    now_ms: i64,
+) -> Result<Applied, StoreError> {
+    let doing = "applying a workflow";
+    let latest: Option<(String, String)> = sqlx::query_as(
+        "SELECT version, owner FROM workflows WHERE name = ?
+         ORDER BY applied_at DESC, rowid DESC LIMIT 1",
+    )
+    .bind(workflow.name)
+    .fetch_optional(&mut *conn)
+    .await
+    .map_err(query_err(doing))?;
+    let Some(applied) = owner.applying(workflow, latest)? else {
+        return Ok(Applied::Unchanged);
+    };
+    // Re-applying an older definition makes that version the latest again;
+    // the operator applying a plugin's workflow takes the name over.
+    sqlx::query(
+        "INSERT INTO workflows (name, version, definition, applied_at, owner) VALUES (?, ?, ?, ?, ?)
+         ON CONFLICT (name, version) DO UPDATE SET applied_at = excluded.applied_at, owner = excluded.owner",
+    )
+    .bind(workflow.name)
+    .bind(workflow.version)
+    .bind(workflow.definition.to_string())
+    .bind(now_ms)
+    .bind(owner.as_stored())
+    .execute(&mut *conn)
+    .await
+    .map_err(query_err(doing))?;
+    Ok(applied)
 }

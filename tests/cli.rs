@@ -259,3 +259,142 @@ fn bad_grants_are_one_line_errors() {
         stderr(&out)
     );
 }
+
+#[test]
+fn a_huge_guest_failure_prints_a_capped_line() {
+    let w = Workdir::new();
+    for task in ["fail-huge", "panic-huge"] {
+        let out = w.corral(&["invoke", artifacts::ROGUE, task]);
+        let err = stderr(&out);
+        assert!(
+            err.len() < 100 << 10,
+            "{task}: {} bytes on stderr for a 10 MiB message",
+            err.len()
+        );
+        assert!(err.trim_end().ends_with("bytes cut]"), "{task}");
+    }
+}
+
+#[test]
+fn a_plugin_whose_shipped_workflow_is_rejected_stays_unregistered() {
+    let w = Workdir::new();
+    let out = w.corral(&["plugin", "add", artifacts::ROGUE_SHIPS_GRANTS]);
+    assert_fails(&out, 1, "cannot set `grants`");
+    assert!(stderr(&out).contains("nothing was registered"));
+    let list = w.corral(&["plugin", "list", "--json"]);
+    assert_eq!(
+        serde_json::from_str::<Value>(&stdout(&list)).unwrap(),
+        Value::Array(vec![])
+    );
+}
+
+#[test]
+fn a_plugin_cannot_take_over_an_operators_workflow_through_the_cli() {
+    let w = Workdir::new();
+    assert!(
+        w.corral(&["plugin", "add", artifacts::HELLO])
+            .status
+            .success()
+    );
+    let victim = w.file(
+        "victim.toml",
+        b"name = \"victim\"\n[[steps]]\nid = \"greet\"\ntask = \"hello/greet\"\n",
+    );
+    let applied = w.corral(&["workflow", "apply", victim.to_str().unwrap()]);
+    assert!(applied.status.success(), "{}", stderr(&applied));
+    let out = w.corral(&["plugin", "add", artifacts::ROGUE_SHIPS_VICTIM]);
+    assert_fails(&out, 1, "workflow `victim` belongs to the operator");
+    let run = w.corral(&["run", "victim", "--input", r#"{"name": "Ada"}"#]);
+    assert!(run.status.success(), "{}", stderr(&run));
+    assert!(stdout(&run).contains("hello, Ada"), "{}", stdout(&run));
+}
+
+#[test]
+fn invoke_file_bounds_describe_with_its_timeout_and_refuses_zero() {
+    let w = Workdir::new();
+    let slow = artifacts::ROGUE_SLOW_DESCRIBE;
+    assert_fails(
+        &w.corral(&["invoke", slow, "ok", "--timeout", "100ms"]),
+        1,
+        "timed out after 100ms",
+    );
+    let out = w.corral(&["invoke", slow, "ok", "--timeout", "5s"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let zero = w.corral(&["invoke", slow, "ok", "--timeout", "0s"]);
+    assert_eq!(zero.status.code(), Some(2), "{}", stderr(&zero));
+    assert!(
+        stderr(&zero).contains("more than zero"),
+        "{}",
+        stderr(&zero)
+    );
+}
+
+#[test]
+fn guest_stdout_without_a_newline_does_not_run_into_the_next_line() {
+    let w = Workdir::new();
+    let out = w.corral(&["invoke", artifacts::ROGUE, "print-no-newline"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.lines().any(|l| l == "no newline at the end"),
+        "stderr: {err:?}"
+    );
+}
+
+#[test]
+fn logs_carry_no_colour_codes_when_stderr_is_not_a_terminal() {
+    let w = Workdir::new();
+    let out = Command::new(env!("CARGO_BIN_EXE_corral"))
+        .args([
+            "-vv",
+            "invoke",
+            artifacts::HELLO,
+            "greet",
+            "--input",
+            r#"{"name":"x"}"#,
+        ])
+        .current_dir(w.path())
+        .env_remove("CORRAL_DATABASE_URL")
+        .env_remove("RUST_LOG")
+        .env("CORRAL_CACHE_DIR", w.path().join("cache"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(err.contains("INFO"), "no log lines to check: {err}");
+    assert!(!err.contains('\u{1b}'), "ANSI codes in: {err:?}");
+}
+
+#[test]
+fn a_missing_plugin_file_is_reported_once() {
+    let w = Workdir::new();
+    let out = w.corral(&["plugin", "add", "no-such-file.wasm"]);
+    let err = stderr(&out);
+    let last = err.lines().last().unwrap_or_default();
+    assert_eq!(
+        last.matches("No such file or directory").count(),
+        1,
+        "stderr: {err}"
+    );
+}
+
+#[test]
+fn read_only_commands_leave_no_database_behind() {
+    let w = Workdir::new();
+    for args in [
+        &["status", "0190f3a0-0000-7000-8000-000000000000"][..],
+        &["executions"],
+        &["logs", "0190f3a0-0000-7000-8000-000000000000"],
+        &["plugin", "list"],
+        &["workflow", "list"],
+        &["schedule", "list"],
+    ] {
+        let out = w.corral(args);
+        assert_fails(&out, 1, "no database at");
+        assert!(
+            !w.path().join("corral.db").exists(),
+            "`corral {}` created a database",
+            args.join(" ")
+        );
+    }
+}

@@ -100,10 +100,18 @@ pub fn describe(plugin: &PluginDef) -> PluginInfo {
 /// The `run` export: finds the task, runs it, encodes its output.
 pub fn run(plugin: &PluginDef, task: String, input: String) -> Result<String, WitTaskError> {
     install_panic_hook();
-    run_task(plugin, &task, input).map_err(|err| WitTaskError {
+    let result = run_task(plugin, &task, input).map_err(|err| WitTaskError {
         retryable: err.is_retryable(),
         message: err.message().to_owned(),
-    })
+    });
+    // std's stdout is line-buffered and the instance never exits: without
+    // a flush, a last line without a newline would never reach the host.
+    {
+        use std::io::Write as _;
+        let _ = std::io::stdout().flush();
+        let _ = std::io::stderr().flush();
+    }
+    result
 }
 
 fn run_task(plugin: &PluginDef, task: &str, input: String) -> Result<String, TaskError> {

@@ -36,7 +36,8 @@ async fn with_client<T>(
     cli: &Cli,
     f: impl AsyncFnOnce(&Runner) -> Result<T, crate::RunnerError>,
 ) -> anyhow::Result<T> {
-    let runner = cli.client().await?;
+    // Every command here needs an execution, so a database that exists.
+    let runner = cli.reader().await?;
     let result = f(&runner).await;
     runner.shutdown(Duration::ZERO).await;
     Ok(result?)

@@ -35,8 +35,9 @@ pub struct InvokeArgs {
     /// Set an environment variable in the guest (nothing is inherited).
     #[arg(long = "env", value_name = "KEY=VALUE", value_parser = parse_env)]
     pub env: Vec<(String, String)>,
-    /// Wall-clock timeout, e.g. 500ms, 30s, 2m.
-    #[arg(long, value_parser = humantime::parse_duration)]
+    /// Wall-clock timeout, e.g. 500ms, 30s, 2m (more than zero). With a
+    /// .wasm file it also bounds loading the plugin (its `describe`).
+    #[arg(long, value_parser = parse_timeout)]
     pub timeout: Option<Duration>,
     /// Memory limit, e.g. 64MiB, 1GiB.
     #[arg(long, value_parser = parse_size)]
@@ -47,6 +48,17 @@ fn parse_env(s: &str) -> Result<(String, String), String> {
     match s.split_once('=') {
         Some((k, v)) if !k.is_empty() => Ok((k.to_owned(), v.to_owned())),
         _ => Err(format!("`{s}` is not KEY=VALUE")),
+    }
+}
+
+/// A duration such as `500ms` or `2m`, more than zero.
+pub(super) fn parse_timeout(s: &str) -> Result<Duration, String> {
+    match humantime::parse_duration(s) {
+        Ok(d) if d.is_zero() => Err(format!("`{s}`: a timeout must be more than zero")),
+        Ok(d) => Ok(d),
+        Err(e) => Err(format!(
+            "`{s}` is not a duration like 500ms, 30s or 2m: {e}"
+        )),
     }
 }
 
@@ -100,11 +112,11 @@ fn read_input(args: &InvokeArgs) -> anyhow::Result<Map<String, Value>> {
 
 pub(super) async fn run(cli: &Cli, args: &InvokeArgs) -> anyhow::Result<ExitCode> {
     let input = read_input(args)?;
-    let sandbox = cli.sandbox()?;
+    let sandbox = cli.sandbox(args.timeout)?;
     let plugin = if looks_like_file(&args.plugin) {
         sandbox.load_plugin_file(&args.plugin).await?
     } else {
-        let store = cli.store().await?;
+        let store = cli.existing_store().await?;
         let found = store.plugin(&args.plugin).await;
         store.close().await;
         let (_, bytes) = found?.ok_or_else(|| {
@@ -155,6 +167,16 @@ pub(super) async fn run(cli: &Cli, args: &InvokeArgs) -> anyhow::Result<ExitCode
     Ok(ExitCode::from(exit_code(&report.outcome)))
 }
 
+/// Guest output as printed before the host's own lines: with a final
+/// newline, so the next line does not run into it.
+fn ended_line(text: &str) -> std::borrow::Cow<'_, str> {
+    if text.is_empty() || text.ends_with('\n') {
+        text.into()
+    } else {
+        format!("{text}\n").into()
+    }
+}
+
 fn looks_like_file(reference: &str) -> bool {
     reference.ends_with(".wasm") || reference.contains('/') || Path::new(reference).is_file()
 }
@@ -175,8 +197,9 @@ fn print_report(cli: &Cli, report: &AttemptReport) -> anyhow::Result<()> {
         }
         return Ok(());
     }
-    eprint!("{}", report.stdout.text);
-    eprint!("{}", report.stderr.text);
+    for captured in [&report.stdout, &report.stderr] {
+        eprint!("{}", ended_line(&captured.text));
+    }
     for line in &report.logs {
         eprintln!("[{}] {}", line.level, line.message);
     }

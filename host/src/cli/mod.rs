@@ -115,19 +115,26 @@ impl Cli {
         })
     }
 
-    fn sandbox(&self) -> anyhow::Result<Sandbox> {
+    /// A sandbox for one attempt; `describe_timeout` bounds loading a
+    /// plugin (default [`SandboxConfig::default`]'s).
+    fn sandbox(&self, describe_timeout: Option<std::time::Duration>) -> anyhow::Result<Sandbox> {
+        let defaults = SandboxConfig::default();
         // The CLI runs one attempt at a time: a small pool starts faster.
         let config = SandboxConfig {
             cache_dir: self.cache_dir(),
             max_concurrent_attempts: 16,
-            ..SandboxConfig::default()
+            describe_timeout: describe_timeout.unwrap_or(defaults.describe_timeout),
+            ..defaults
         };
         Ok(Sandbox::new(config)?)
     }
 
-    async fn store(&self) -> anyhow::Result<std::sync::Arc<dyn Store>> {
+    /// The database, which must exist already: for commands that only
+    /// read it, which must not leave an empty database behind.
+    async fn existing_store(&self) -> anyhow::Result<std::sync::Arc<dyn Store>> {
         let options = store::ConnectOptions {
             tenant: self.tenant.clone(),
+            create: false,
             ..Default::default()
         };
         Ok(store::connect_with(&self.database_url, &options).await?)
@@ -144,8 +151,19 @@ impl Cli {
         builder
     }
 
-    /// A runner that executes nothing: for commands that only read or submit.
+    /// A runner that executes nothing: for commands that only submit or
+    /// change what is stored (creating the database if needed).
     async fn client(&self) -> anyhow::Result<Runner> {
+        self.client_with(true).await
+    }
+
+    /// A runner that executes nothing, on a database that must exist
+    /// already: for commands that only read (`status`, `executions`, ...).
+    async fn reader(&self) -> anyhow::Result<Runner> {
+        self.client_with(false).await
+    }
+
+    async fn client_with(&self, create: bool) -> anyhow::Result<Runner> {
         let config = SandboxConfig {
             cache_dir: self.cache_dir(),
             max_concurrent_attempts: 8,
@@ -153,6 +171,7 @@ impl Cli {
         };
         Ok(self
             .runner_builder()
+            .create_database(create)
             .sandbox_config(config)
             .concurrency(1)
             .execute(false)

@@ -56,7 +56,7 @@ async fn add(cli: &Cli, file: &PathBuf) -> anyhow::Result<ExitCode> {
 }
 
 async fn list(cli: &Cli) -> anyhow::Result<ExitCode> {
-    let store = cli.store().await?;
+    let store = cli.existing_store().await?;
     let plugins = store.list_plugins().await;
     store.close().await;
     let plugins = plugins?;

@@ -68,7 +68,11 @@ pub struct AddArgs {
 }
 
 pub(super) async fn run(cli: &Cli, command: &ScheduleCommand) -> anyhow::Result<ExitCode> {
-    let runner = cli.client().await?;
+    // Only `add` may start a new database; the rest need one that exists.
+    let runner = match command {
+        ScheduleCommand::Add(_) => cli.client().await?,
+        _ => cli.reader().await?,
+    };
     let result = dispatch(cli, &runner, command).await;
     runner.shutdown(Duration::ZERO).await;
     result

@@ -73,7 +73,7 @@ pub(super) async fn run(cli: &Cli, command: &WorkflowCommand) -> anyhow::Result<
             }
         }
         WorkflowCommand::List => {
-            let runner = cli.client().await?;
+            let runner = cli.reader().await?;
             let workflows = runner.store().list_workflows().await;
             runner.shutdown(std::time::Duration::ZERO).await;
             let workflows = workflows?;
@@ -97,7 +97,7 @@ pub(super) async fn run(cli: &Cli, command: &WorkflowCommand) -> anyhow::Result<
                 Some((n, v)) => (n, Some(v)),
                 None => (name.as_str(), None),
             };
-            let runner = cli.client().await?;
+            let runner = cli.reader().await?;
             let record = runner.store().workflow(name, version).await;
             runner.shutdown(std::time::Duration::ZERO).await;
             let record = record?.ok_or_else(|| {
@@ -106,8 +106,13 @@ pub(super) async fn run(cli: &Cli, command: &WorkflowCommand) -> anyhow::Result<
             if cli.json {
                 println!("{}", serde_json::to_string_pretty(&record)?);
             } else {
+                let owner = record.owner.to_string();
                 let workflow = Workflow::from_stored(record.definition)?;
-                println!("{}@{}", workflow.name(), workflow.version());
+                println!(
+                    "{}@{}  (owned by {owner})",
+                    workflow.name(),
+                    workflow.version()
+                );
                 if let Some(description) = workflow.description() {
                     println!("  {description}");
                 }

@@ -850,15 +850,9 @@ impl Runner {
             {
                 tracing::error!(%error, "the scheduler task failed");
             }
-            // Other runners need not wait for this one's heartbeat to age.
-            if let Err(error) = self
-                .shared
-                .store
-                .forget_runner(&self.shared.runner_id)
-                .await
-            {
-                tracing::warn!(%error, "cannot remove this runner from the live runners");
-            }
+            // No goodbye in the runners table: it would cost shutdown a
+            // write transaction, and this runner's heartbeat ages out of
+            // the others' count within three lease-keeper periods anyway.
         }
         // Nothing runs here any more: halt (for good measure) and stop the
         // epoch clock thread now rather than when the Runner is dropped.

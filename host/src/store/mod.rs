@@ -317,9 +317,6 @@ pub trait Store: Send + Sync + 'static {
         alive_since_ms: i64,
     ) -> Result<u64, StoreError>;
 
-    /// Removes `runner_id` from the live runners (it shut down).
-    async fn forget_runner(&self, runner_id: &str) -> Result<(), StoreError>;
-
     /// The task runs `runner_id` holds claims on: `(execution id, step id)`.
     /// A runner compares them with the attempts it runs to find claims it
     /// lost (its lease expired and another runner took the step).

@@ -470,15 +470,6 @@ impl PostgresStore {
         Ok(u64::try_from(others).unwrap_or_default())
     }
 
-    pub(super) async fn forget_runner(&self, runner_id: &str) -> Result<(), StoreError> {
-        sqlx::query("DELETE FROM runners WHERE id = $1")
-            .bind(runner_id)
-            .execute(&self.pool)
-            .await
-            .map_err(query_err("removing a runner"))?;
-        Ok(())
-    }
-
     pub(super) async fn finish_attempts(
         &self,
         batch: &[Finish<'_>],

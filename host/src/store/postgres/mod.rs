@@ -331,10 +331,6 @@ impl Store for PostgresStore {
         PostgresStore::heartbeat(self, runner_id, now_ms, alive_since_ms).await
     }
 
-    async fn forget_runner(&self, runner_id: &str) -> Result<(), StoreError> {
-        PostgresStore::forget_runner(self, runner_id).await
-    }
-
     async fn put_schedule(
         &self,
         name: &str,

@@ -189,10 +189,6 @@ impl Store for SqliteStore {
         SqliteStore::heartbeat(self, runner_id, now_ms, alive_since_ms).await
     }
 
-    async fn forget_runner(&self, runner_id: &str) -> Result<(), StoreError> {
-        SqliteStore::forget_runner(self, runner_id).await
-    }
-
     async fn put_schedule(
         &self,
         name: &str,

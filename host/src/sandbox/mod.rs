@@ -48,7 +48,8 @@ pub use cache::CompileSource;
 pub use capture::Captured;
 pub use control::AttemptControl;
 pub use error::{GrantError, PluginError, SandboxError};
-pub use grants::{DirGrant, Grants, Limits};
+pub(crate) use grants::parse_size;
+pub use grants::{DEFAULT_MAX_BYTES, DEFAULT_MAX_FILES, DirGrant, Grants, Limits};
 pub use outcome::{AttemptReport, LogLine, Outcome};
 pub use plugin::{Plugin, PluginInfo, TaskInfo, WorkflowInfo, sha256_hex};
 

@@ -398,3 +398,66 @@ fn read_only_commands_leave_no_database_behind() {
         );
     }
 }
+
+#[test]
+fn invoke_enforces_a_disk_quota_given_on_dir() {
+    let w = Workdir::new();
+    let out_dir = w.path().join("out");
+    std::fs::create_dir(&out_dir).unwrap();
+    let grant = format!("{}:/out:rw,max_bytes=1MiB,max_files=5", out_dir.display());
+    let out = w.corral(&[
+        "invoke",
+        artifacts::CHAOS,
+        "fill_disk",
+        "--input",
+        r#"{"path": "/out/big.bin", "bytes": 209715200}"#,
+        "--dir",
+        &grant,
+    ]);
+    // The guest's own permanent failure, not a trap (`write()` on an open
+    // file: wasi-libc reports EIO).
+    assert_fails(&out, 10, "write failed after");
+    let err = stderr(&out);
+    assert!(
+        err.contains("[warn] [corral host] disk quota: grant /out reached max_bytes = 1048576"),
+        "{err}"
+    );
+    let on_disk = std::fs::metadata(out_dir.join("big.bin")).unwrap().len();
+    assert!(
+        on_disk <= 1 << 20 && on_disk > (1 << 20) - (64 << 10),
+        "{on_disk}"
+    );
+
+    // --json reports what the attempt wrote.
+    let out = w.corral(&[
+        "--json",
+        "invoke",
+        artifacts::CHAOS,
+        "create_files",
+        "--input",
+        r#"{"dir": "/out", "count": 100}"#,
+        "--dir",
+        &grant,
+    ]);
+    assert_eq!(out.status.code(), Some(10), "{}", stderr(&out));
+    let report: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    let usage = &report["fs_usage"][0];
+    assert_eq!(usage["guest"], "/out");
+    assert_eq!(usage["files_created"], 5);
+    assert_eq!(usage["files_limit_hit"], true);
+    assert_eq!(std::fs::read_dir(&out_dir).unwrap().count(), 1 + 5);
+}
+
+#[test]
+fn bad_quota_options_are_usage_errors_naming_them() {
+    let w = Workdir::new();
+    for (grant, needle) in [
+        ("/tmp:/out:rw,max_bytes=lots", "max_bytes=lots"),
+        ("/tmp:/out:rw,max_filez=3", "max_filez=3"),
+        ("/tmp:/out,max_files=3", "read-only but has a quota"),
+    ] {
+        let out = w.corral(&["invoke", artifacts::HELLO, "greet", "--dir", grant]);
+        assert_eq!(out.status.code(), Some(2), "{grant}: {}", stderr(&out));
+        assert!(stderr(&out).contains(needle), "{grant}: {}", stderr(&out));
+    }
+}

@@ -1961,3 +1961,41 @@ async fn a_runner_never_runs_its_live_attempt_twice() {
         outlived.summary()
     );
 }
+
+// ---------------------------------------------------------------------------
+// Disk quotas
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_step_is_held_to_the_disk_quota_of_its_toml_grant() {
+    let out = tempfile::tempdir().unwrap();
+    let toml = format!(
+        r#"
+name = "quota"
+
+[[steps]]
+id = "fill"
+task = "chaos/fill_disk"
+input = {{ path = "/out/big.bin", bytes = 10485760, how = "pwrite" }}
+grants.dirs = [{{ host = "{}", guest = "/out", writable = true, max_bytes = "256KiB", max_files = 3 }}]
+"#,
+        out.path().display()
+    );
+    // The runner runs the stored form of the workflow: the quota must
+    // survive it, or the 10 MiB would fit in the default 1 GiB.
+    let (_dir, runner) = start(&toml).await;
+    let report = run(&runner, "quota", json!({})).await;
+    assert_eq!(report.status, ExecutionStatus::Failed, "{report:#?}");
+    let size = std::fs::metadata(out.path().join("big.bin")).unwrap().len();
+    assert!(size <= 256 << 10 && size > 192 << 10, "{size}");
+    let attempts = attempts_of(&runner, &report.id, "fill").await;
+    assert_eq!(attempts.len(), 1);
+    assert_eq!(attempts[0].outcome.as_deref(), Some("failed"));
+    let error = attempts[0].error.clone().unwrap_or_default();
+    assert!(error.contains("No space left on device"), "{error}");
+    let logs = attempts[0].logs.clone().unwrap_or_default().to_string();
+    assert!(
+        logs.contains("[corral host] disk quota: grant /out reached max_bytes = 262144"),
+        "{logs}"
+    );
+    runner.shutdown(Duration::from_secs(5)).await;
+}

@@ -29,8 +29,15 @@ pub struct InvokeArgs {
     /// Read the input JSON object from a file (`-` for stdin).
     #[arg(long)]
     pub input_file: Option<PathBuf>,
-    /// Grant a directory: HOST:GUEST[:rw]; read-only unless `:rw`.
-    #[arg(long = "dir", value_name = "HOST:GUEST[:rw]")]
+    /// Grant a directory: HOST:GUEST[:rw], read-only unless `:rw`. A
+    /// writable grant may take a disk quota after a comma:
+    /// `HOST:GUEST:rw,max_bytes=1GiB,max_files=10000` (these are the
+    /// defaults, per attempt); past it the guest's writes fail with
+    /// "no space left on device".
+    #[arg(
+        long = "dir",
+        value_name = "HOST:GUEST[:rw][,max_bytes=SIZE][,max_files=N]"
+    )]
     pub dirs: Vec<DirGrant>,
     /// Set an environment variable in the guest (nothing is inherited).
     #[arg(long = "env", value_name = "KEY=VALUE", value_parser = parse_env)]
@@ -190,6 +197,7 @@ fn print_report(cli: &Cli, report: &AttemptReport) -> anyhow::Result<()> {
             "stdout": report.stdout,
             "stderr": report.stderr,
             "duration_ms": report.duration.as_millis() as u64,
+            "fs_usage": report.fs_usage,
         });
         println!("{}", serde_json::to_string_pretty(&value)?);
         if !report.outcome.is_success() {

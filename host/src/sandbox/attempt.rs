@@ -10,6 +10,7 @@ use tokio::time::sleep_until;
 use wasmtime::{Store, Trap, UpdateDeadline};
 use wasmtime_wasi::{FsPerms, WasiCtxBuilder};
 
+use super::bindings::Level;
 use super::capture::CappedPipe;
 use super::control::{AttemptControl, Stop};
 use super::error::GrantError;
@@ -228,8 +229,14 @@ pub(crate) fn report(
     stderr: &CappedPipe,
     started: Instant,
 ) -> AttemptReport {
+    let mut state = state;
+    let fs_usage = state.quota.usage();
+    for message in fs_usage.iter().filter_map(|usage| usage.limit_message()) {
+        state.logs.push_host(Level::Warn, message);
+    }
     AttemptReport {
         outcome,
+        fs_usage,
         logs: state.logs.lines,
         logs_dropped: state.logs.dropped,
         stdout: stdout.captured(),

@@ -5,9 +5,26 @@ use std::path::PathBuf;
 /// A grant the operator wrote that cannot be honoured.
 #[derive(Debug, thiserror::Error)]
 pub enum GrantError {
-    /// `--dir` text that is not `HOST:GUEST[:rw|:ro]`.
-    #[error("invalid directory grant `{0}`: expected HOST:GUEST[:rw|:ro], e.g. ./data:/data")]
+    /// `--dir` text that is not `HOST:GUEST[:rw|:ro][,OPTION=VALUE...]`.
+    #[error(
+        "invalid directory grant `{0}`: expected HOST:GUEST[:rw|:ro][,max_bytes=SIZE][,max_files=N], e.g. ./data:/data or ./out:/out:rw,max_bytes=1GiB"
+    )]
     DirSyntax(String),
+    /// A `--dir` option that is unknown, repeated or has an invalid value.
+    #[error("invalid option `{option}` in directory grant `{grant}`: {reason}")]
+    DirOption {
+        /// The whole grant as written.
+        grant: String,
+        /// The option as written (`max_bytes=abc`).
+        option: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A quota (`max_bytes`, `max_files`) on a read-only grant.
+    #[error(
+        "directory grant `{0}` is read-only but has a quota: max_bytes and max_files only apply to writable grants (add :rw / writable = true)"
+    )]
+    QuotaOnReadOnly(String),
     /// A guest path that is not absolute or contains `.`/`..`.
     #[error("invalid guest path `{0}`: it must be absolute, without `.` or `..` (e.g. /data)")]
     GuestPath(String),

@@ -12,7 +12,21 @@ use serde::{Deserialize, Serialize};
 
 use super::error::GrantError;
 
+/// Default of [`DirGrant::max_bytes`]: 1 GiB per writable grant per attempt.
+pub const DEFAULT_MAX_BYTES: u64 = 1 << 30;
+
+/// Default of [`DirGrant::max_files`]: 10,000 per writable grant per attempt.
+pub const DEFAULT_MAX_FILES: u64 = 10_000;
+
 /// A host directory made visible to the guest.
+///
+/// A writable grant has a disk quota, counted per attempt (a retry starts
+/// afresh) and enforced by the host's filesystem layer (see
+/// `sandbox::fs_quota`): past either limit the guest's write or create
+/// fails with WASI `insufficient-space` (`ENOSPC`; `EIO` for `write()` on
+/// an already open stream, which is all wasi-libc reports there), nothing
+/// of it is written, and the attempt's report says so. Deleting or
+/// truncating files gives nothing back.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DirGrant {
     /// The directory on the host.
@@ -23,6 +37,18 @@ pub struct DirGrant {
     /// said otherwise.
     #[serde(default)]
     pub writable: bool,
+    /// Most bytes by which an attempt may grow the files of this grant: the
+    /// sum of every size increase (appends, writes past the end, holes left
+    /// by writing or seeking past the end, `set-size` growth). Overwriting
+    /// existing bytes is free. `None` means [`DEFAULT_MAX_BYTES`]. Only for
+    /// writable grants.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_bytes: Option<u64>,
+    /// Most directory entries an attempt may create in this grant: files,
+    /// directories, symbolic links and hard links. `None` means
+    /// [`DEFAULT_MAX_FILES`]. Only for writable grants.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_files: Option<u64>,
 }
 
 impl DirGrant {
@@ -32,6 +58,8 @@ impl DirGrant {
             host: host.into(),
             guest: guest.into(),
             writable: false,
+            max_bytes: None,
+            max_files: None,
         }
     }
 
@@ -41,11 +69,43 @@ impl DirGrant {
             host: host.into(),
             guest: guest.into(),
             writable: true,
+            max_bytes: None,
+            max_files: None,
         }
     }
 
-    /// Checks that the guest path is absolute and clean and that the host
-    /// path is an existing directory.
+    /// This grant with a byte quota (see [`DirGrant::max_bytes`]).
+    pub fn with_max_bytes(mut self, max_bytes: u64) -> Self {
+        self.max_bytes = Some(max_bytes);
+        self
+    }
+
+    /// This grant with a file-count quota (see [`DirGrant::max_files`]).
+    pub fn with_max_files(mut self, max_files: u64) -> Self {
+        self.max_files = Some(max_files);
+        self
+    }
+
+    /// The byte quota in force: the one set, or [`DEFAULT_MAX_BYTES`].
+    pub fn byte_limit(&self) -> u64 {
+        self.max_bytes.unwrap_or(DEFAULT_MAX_BYTES)
+    }
+
+    /// The file-count quota in force: the one set, or [`DEFAULT_MAX_FILES`].
+    pub fn file_limit(&self) -> u64 {
+        self.max_files.unwrap_or(DEFAULT_MAX_FILES)
+    }
+
+    /// Whether a quota is set although the grant is read-only, which is an
+    /// error: a read-only grant cannot be written at all, and a quota there
+    /// most likely means `writable = true` was forgotten.
+    pub fn quota_on_read_only(&self) -> bool {
+        !self.writable && (self.max_bytes.is_some() || self.max_files.is_some())
+    }
+
+    /// Checks that the guest path is absolute and clean, that a quota is
+    /// only set on a writable grant, and that the host path is an existing
+    /// directory.
     pub fn validate(&self) -> Result<(), GrantError> {
         let guest_ok = self.guest.starts_with('/')
             && !self
@@ -55,6 +115,9 @@ impl DirGrant {
         if !guest_ok {
             return Err(GrantError::GuestPath(self.guest.clone()));
         }
+        if self.quota_on_read_only() {
+            return Err(GrantError::QuotaOnReadOnly(self.guest.clone()));
+        }
         if !self.host.is_dir() {
             return Err(GrantError::HostDir(self.host.clone()));
         }
@@ -62,27 +125,88 @@ impl DirGrant {
     }
 }
 
-/// Parses `HOST:GUEST[:rw|:ro]`, e.g. `./data:/data` or `/tmp/out:/out:rw`.
+/// Parses `HOST:GUEST[:rw|:ro][,max_bytes=SIZE][,max_files=N]`, e.g.
+/// `./data:/data`, `/tmp/out:/out:rw` or
+/// `/tmp/out:/out:rw,max_bytes=100MiB,max_files=1000`.
+///
+/// Options follow the last `:`-separated field after a comma, as
+/// `name=value` pairs; `SIZE` is a size such as `1GiB`, `100MB` or a number
+/// of bytes. The text after a comma is only read as options if it contains
+/// `=`, so older grants whose guest path contains a comma still parse.
 impl FromStr for DirGrant {
     type Err = GrantError;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let bad = || GrantError::DirSyntax(s.to_owned());
-        let (rest, writable) = match s.rsplit_once(':') {
+        let (base, options) = split_options(s);
+        let (rest, writable) = match base.rsplit_once(':') {
             Some((rest, "rw")) => (rest, true),
             Some((rest, "ro")) => (rest, false),
-            _ => (s, false),
+            _ => (base, false),
         };
         let (host, guest) = rest.rsplit_once(':').ok_or_else(bad)?;
         if host.is_empty() || guest.is_empty() {
             return Err(bad());
         }
-        Ok(Self {
+        let mut grant = Self {
             host: host.into(),
             guest: guest.into(),
             writable,
-        })
+            max_bytes: None,
+            max_files: None,
+        };
+        for option in options.into_iter().flat_map(|o| o.split(',')) {
+            let bad_option = |reason: &str| GrantError::DirOption {
+                grant: s.to_owned(),
+                option: option.to_owned(),
+                reason: reason.to_owned(),
+            };
+            let (name, value) = option
+                .split_once('=')
+                .ok_or_else(|| bad_option("expected name=value"))?;
+            let slot = match name.trim() {
+                "max_bytes" => &mut grant.max_bytes,
+                "max_files" => &mut grant.max_files,
+                _ => return Err(bad_option("the options are max_bytes and max_files")),
+            };
+            if slot.is_some() {
+                return Err(bad_option("given twice"));
+            }
+            *slot = Some(if name.trim() == "max_bytes" {
+                parse_size(value).map_err(|reason| bad_option(&reason))?
+            } else {
+                value
+                    .trim()
+                    .parse::<u64>()
+                    .map_err(|_| bad_option("not a whole number of files"))?
+            });
+        }
+        if grant.quota_on_read_only() {
+            return Err(GrantError::QuotaOnReadOnly(grant.guest));
+        }
+        Ok(grant)
     }
+}
+
+/// Splits `HOST:GUEST:rw,opts` into `HOST:GUEST:rw` and `opts`, if the text
+/// after the first comma of the last `:`-separated field contains `=`.
+fn split_options(s: &str) -> (&str, Option<&str>) {
+    let last_field = s.rfind(':').map_or(0, |i| i + 1);
+    match s[last_field..].find(',') {
+        Some(comma) if s[last_field + comma..].contains('=') => {
+            let comma = last_field + comma;
+            (&s[..comma], Some(&s[comma + 1..]))
+        }
+        _ => (s, None),
+    }
+}
+
+/// A size such as `1GiB`, `100MB`, `4096` (bytes).
+pub(crate) fn parse_size(text: &str) -> Result<u64, String> {
+    text.trim()
+        .parse::<bytesize::ByteSize>()
+        .map(|size| size.as_u64())
+        .map_err(|e| format!("not a size like 1GiB or a number of bytes: {e}"))
 }
 
 /// The capabilities of one attempt's sandbox.
@@ -159,6 +283,79 @@ mod tests {
         assert!(!g.writable);
         assert!("nocolon".parse::<DirGrant>().is_err());
         assert!(":/data".parse::<DirGrant>().is_err());
+    }
+
+    #[test]
+    fn parses_quota_options() {
+        let g: DirGrant = "/tmp/out:/out:rw,max_bytes=1GiB,max_files=100"
+            .parse()
+            .unwrap();
+        assert_eq!(
+            g,
+            DirGrant::writable("/tmp/out", "/out")
+                .with_max_bytes(1 << 30)
+                .with_max_files(100)
+        );
+        let g: DirGrant = "/tmp/out:/out:rw,max_files=7".parse().unwrap();
+        assert_eq!(g, DirGrant::writable("/tmp/out", "/out").with_max_files(7));
+        let g: DirGrant = "/tmp/out:/out:rw,max_bytes=4096".parse().unwrap();
+        assert_eq!(g.byte_limit(), 4096);
+        assert_eq!(g.file_limit(), DEFAULT_MAX_FILES);
+        // Without options, and with a comma that is no option, as before.
+        let g: DirGrant = "/tmp/a,b:/data,old".parse().unwrap();
+        assert_eq!(g, DirGrant::read_only("/tmp/a,b", "/data,old"));
+        assert_eq!(
+            (
+                DirGrant::writable("/o", "/o").byte_limit(),
+                DirGrant::writable("/o", "/o").file_limit()
+            ),
+            (1 << 30, 10_000)
+        );
+    }
+
+    #[test]
+    fn rejects_bad_quota_options() {
+        for (text, needle) in [
+            ("/o:/out:rw,max_bytes=lots", "`max_bytes=lots`"),
+            ("/o:/out:rw,max_files=-1", "not a whole number"),
+            ("/o:/out:rw,max_files=1.5", "not a whole number"),
+            (
+                "/o:/out:rw,max_byte=1",
+                "the options are max_bytes and max_files",
+            ),
+            ("/o:/out:rw,max_files=1,max_files=2", "given twice"),
+            ("/o:/out:rw,max_files=1,junk", "expected name=value"),
+            ("/o:/out,max_files=1", "read-only but has a quota"),
+            ("/o:/out:ro,max_bytes=1MiB", "read-only but has a quota"),
+        ] {
+            let err = text.parse::<DirGrant>().unwrap_err().to_string();
+            assert!(err.contains(needle), "{text}: {err}");
+        }
+        let tmp = std::env::temp_dir();
+        assert!(matches!(
+            DirGrant::read_only(&tmp, "/d").with_max_bytes(1).validate(),
+            Err(GrantError::QuotaOnReadOnly(_))
+        ));
+        assert!(
+            DirGrant::writable(&tmp, "/d")
+                .with_max_bytes(1)
+                .validate()
+                .is_ok()
+        );
+    }
+
+    #[test]
+    fn quotas_are_left_out_of_the_serialized_form_unless_set() {
+        let plain = serde_json::to_value(DirGrant::writable("/o", "/out")).unwrap();
+        assert_eq!(
+            plain,
+            serde_json::json!({"host": "/o", "guest": "/out", "writable": true})
+        );
+        let back: DirGrant = serde_json::from_value(plain).unwrap();
+        assert_eq!(back.max_bytes, None);
+        let set = DirGrant::writable("/o", "/out").with_max_files(3);
+        let back: DirGrant = serde_json::from_value(serde_json::to_value(&set).unwrap()).unwrap();
+        assert_eq!(back, set);
     }
 
     #[test]

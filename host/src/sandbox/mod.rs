@@ -19,6 +19,11 @@
 //!   so a guest can make the host hold at most one copy of its own memory.
 //! - **Capabilities**: only granted directories and environment variables;
 //!   no sockets, no name lookup, nothing inherited.
+//! - **Disk**: each writable grant has a quota per attempt (default
+//!   [`DEFAULT_MAX_BYTES`] of growth and [`DEFAULT_MAX_FILES`] entries
+//!   created, see [`DirGrant`]); past it the guest gets `insufficient-space`.
+//!   No guest can create a symlink that points outside its grant. See
+//!   `fs_quota`.
 //! - **Halting**: [`Sandbox::halt_all`] stops every in-flight attempt at once.
 
 mod attempt;
@@ -28,6 +33,7 @@ mod capture;
 mod clock;
 mod control;
 mod error;
+mod fs_quota;
 mod grants;
 mod outcome;
 mod plugin;
@@ -49,7 +55,9 @@ pub use cache::CompileSource;
 pub use capture::Captured;
 pub use control::AttemptControl;
 pub use error::{GrantError, PluginError, SandboxError};
-pub use grants::{DirGrant, Grants, Limits};
+pub use fs_quota::GrantUsage;
+pub(crate) use grants::parse_size;
+pub use grants::{DEFAULT_MAX_BYTES, DEFAULT_MAX_FILES, DirGrant, Grants, Limits};
 pub use outcome::{AttemptReport, LogLine, Outcome};
 pub use plugin::{
     MAX_DESCRIPTION_BYTES, MAX_TASKS, MAX_WORKFLOW_BYTES, MAX_WORKFLOWS, Plugin, PluginInfo,
@@ -63,6 +71,7 @@ use cache::ArtifactCache;
 use capture::CappedPipe;
 use clock::EpochClock;
 use control::Halt;
+use fs_quota::FsQuota;
 use state::StoreState;
 
 /// How to build a [`Sandbox`]. `Default` suits a 2-core / 24 GiB host.
@@ -181,6 +190,7 @@ impl Sandbox {
             .map_err(|e| SandboxError::Engine(format!("{e:#}")))?;
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)
+            .and_then(|()| fs_quota::add_to_linker(&mut linker))
             .and_then(|()| TaskPlugin::add_to_linker::<_, HasSelf<StoreState>>(&mut linker, |s| s))
             .map_err(|e| SandboxError::Engine(format!("{e:#}")))?;
         let cache = match &config.cache_dir {
@@ -351,7 +361,13 @@ impl Sandbox {
         let stdout = CappedPipe::new(limits.max_stdio_bytes);
         let stderr = CappedPipe::new(limits.max_stdio_bytes);
         let wasi = wasi_from_grants(grants, &stdout, &stderr)?;
-        let state = StoreState::new(wasi, limits, control.clone(), deadline);
+        let state = StoreState::new(
+            wasi,
+            FsQuota::new(grants),
+            limits,
+            control.clone(),
+            deadline,
+        );
         // Declared before the store so it is dropped after it: the pool
         // slot is only freed when the store goes.
         let acquire = async {

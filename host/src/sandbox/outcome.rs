@@ -6,6 +6,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::capture::Captured;
+use super::fs_quota::GrantUsage;
 
 /// How an attempt ended. Every way a guest can behave maps to exactly one
 /// variant; none of them panics or hangs the host.
@@ -126,7 +127,9 @@ impl fmt::Display for Outcome {
 pub struct AttemptReport {
     /// How the attempt ended.
     pub outcome: Outcome,
-    /// Structured log lines from `corral_guest::log`, capped.
+    /// Structured log lines from `corral_guest::log`, capped; plus, past
+    /// the cap if need be, one `warn` line from the host (starting with
+    /// `[corral host]`) for each grant whose disk quota was hit.
     pub logs: Vec<LogLine>,
     /// How many log lines were dropped past the cap.
     pub logs_dropped: u64,
@@ -138,6 +141,9 @@ pub struct AttemptReport {
     pub progress: Option<(f32, String)>,
     /// Wall-clock duration of the attempt, instantiation included.
     pub duration: Duration,
+    /// What the attempt wrote to each writable grant, in grant order
+    /// (empty without writable grants).
+    pub fs_usage: Vec<GrantUsage>,
 }
 
 /// One structured log line of a guest.

@@ -8,6 +8,7 @@ use wasmtime_wasi::{ResourceTable, WasiCtx, WasiCtxView, WasiView};
 
 use super::bindings::{Level, corral};
 use super::control::AttemptControl;
+use super::fs_quota::{FsQuota, QuotaFs, QuotaFsView};
 use super::grants::Limits;
 use super::outcome::LogLine;
 use super::text::{MAX_ERROR_BYTES, MAX_LOG_LINE_BYTES, MAX_PROGRESS_NOTE_BYTES, cap};
@@ -65,6 +66,18 @@ pub(crate) struct LogSink {
 }
 
 impl LogSink {
+    /// A line from the host itself about the attempt (e.g. a quota hit).
+    /// Kept even past the caps, which bound the guest's lines: there is at
+    /// most a handful per attempt.
+    pub(crate) fn push_host(&mut self, level: Level, message: String) {
+        tracing::warn!(target: "corral::sandbox", "{message}");
+        self.bytes += message.len();
+        self.lines.push(LogLine {
+            level: level_name(level).to_owned(),
+            message,
+        });
+    }
+
     fn push(&mut self, level: Level, message: String) {
         let message = cap(message, MAX_LOG_LINE_BYTES);
         if self.lines.len() >= self.max_lines || self.bytes + message.len() > self.max_bytes {
@@ -100,6 +113,8 @@ fn level_name(level: Level) -> &'static str {
 pub(crate) struct StoreState {
     wasi: WasiCtx,
     table: ResourceTable,
+    /// Disk quotas of the writable grants.
+    pub(crate) quota: FsQuota,
     pub(crate) limiter: Limiter,
     pub(crate) logs: LogSink,
     pub(crate) progress: Option<(f32, String)>,
@@ -111,6 +126,7 @@ pub(crate) struct StoreState {
 impl StoreState {
     pub(crate) fn new(
         wasi: WasiCtx,
+        quota: FsQuota,
         limits: &Limits,
         control: AttemptControl,
         deadline: Instant,
@@ -118,6 +134,7 @@ impl StoreState {
         Self {
             wasi,
             table: ResourceTable::new(),
+            quota,
             limiter: Limiter {
                 memory_bytes: limits.memory_bytes,
             },
@@ -141,6 +158,18 @@ impl WasiView for StoreState {
         WasiCtxView {
             ctx: &mut self.wasi,
             table: &mut self.table,
+        }
+    }
+}
+
+impl QuotaFsView for StoreState {
+    fn quota_fs(&mut self) -> QuotaFs<'_> {
+        QuotaFs {
+            fs: wasmtime_wasi::filesystem::WasiFilesystemCtxView {
+                ctx: self.wasi.filesystem(),
+                table: &mut self.table,
+            },
+            quota: &mut self.quota,
         }
     }
 }

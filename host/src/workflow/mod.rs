@@ -64,7 +64,7 @@
 //! | `timeout` | duration (`"30s"`, `"1m 30s"`, `"500ms"`) | `[defaults]`, then the task's, then the host's | per attempt |
 //! | `retry` | table, below | `[defaults]`, then the task's `max_attempts`, then one attempt | |
 //! | `memory` | size (`"128MiB"`, `"1GiB"`, `"100MB"`) or bytes | `[defaults]`, then the host's | at most 4GiB |
-//! | `grants.dirs` | array of `{ host, guest, writable = false }` | `[]` | `host` relative to the file's directory; `guest` absolute |
+//! | `grants.dirs` | array of `{ host, guest, writable = false, max_bytes, max_files }` | `[]` | `host` relative to the file's directory; `guest` absolute; `max_bytes` (size, default `"1GiB"`) and `max_files` (default 10000) are the disk quota per attempt of a writable grant, an error on a read-only one (see [`DirGrant`](crate::sandbox::DirGrant)) |
 //! | `grants.env` | table of strings | `{}` | environment variables, nothing is inherited |
 //! | `input` | table | `{}` | static input, merged last, see [`context`] |
 //!

@@ -166,10 +166,16 @@ struct DirDoc {
     guest: String,
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     writable: bool,
+    /// Disk quota, writable grants only: a size string or bytes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    max_bytes: Option<MemoryDoc>,
+    /// Entries the attempt may create, writable grants only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    max_files: Option<u64>,
 }
 
-/// A memory size: `"128MiB"` (any unit `bytesize` knows) or a number of
-/// bytes.
+/// A size (`memory`, `max_bytes`): `"128MiB"` (any unit `bytesize` knows)
+/// or a number of bytes.
 #[derive(Debug)]
 struct MemoryDoc(String);
 
@@ -330,6 +336,8 @@ fn grants_doc(grants: &Grants) -> Option<GrantsDoc> {
                 host: d.host.clone(),
                 guest: d.guest.clone(),
                 writable: d.writable,
+                max_bytes: d.max_bytes.map(|b| MemoryDoc(format_memory(b))),
+                max_files: d.max_files,
             })
             .collect(),
         env: grants.env.clone(),
@@ -437,18 +445,34 @@ fn grants_from(
             field: "grants",
         });
     }
-    let mut grants = Grants {
-        dirs: doc
-            .dirs
-            .into_iter()
-            .map(|d| DirGrant {
+    let dirs = doc
+        .dirs
+        .into_iter()
+        .map(|d| {
+            let max_bytes = d
+                .max_bytes
+                .map(|MemoryDoc(text)| {
+                    crate::sandbox::parse_size(&text).map_err(|reason| {
+                        WorkflowError::InvalidGrant {
+                            scope: scope.to_owned(),
+                            reason: format!(
+                                "invalid max_bytes `{text}` for `{}`: {reason}",
+                                d.guest
+                            ),
+                        }
+                    })
+                })
+                .transpose()?;
+            Ok(DirGrant {
                 host: d.host,
                 guest: d.guest,
                 writable: d.writable,
+                max_bytes,
+                max_files: d.max_files,
             })
-            .collect(),
-        env: doc.env,
-    };
+        })
+        .collect::<Result<Vec<_>, WorkflowError>>()?;
+    let mut grants = Grants { dirs, env: doc.env };
     if let Origin::Operator(Some(base)) = origin {
         resolve_grants(&mut grants, base);
     }

@@ -213,6 +213,12 @@ fn check_grants(scope: &str, grants: &Grants) -> Result<(), WorkflowError> {
         if !guests.insert(dir.guest.as_str()) {
             return bad(format!("guest path `{}` is granted twice", dir.guest));
         }
+        if dir.quota_on_read_only() {
+            return bad(format!(
+                "`{}` is read-only but has max_bytes or max_files: quotas only apply to writable = true grants",
+                dir.guest
+            ));
+        }
         if dir.host.as_os_str().is_empty() {
             return bad(format!("the host path for `{}` is empty", dir.guest));
         }

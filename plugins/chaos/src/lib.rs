@@ -1,6 +1,7 @@
 //! Misbehaving tasks for testing the Corral host: runaway loops, memory and
-//! stack exhaustion, panics, sandbox escapes, floods, and a few well-behaved
-//! helpers (`echo`, `noop`, `env`, `read_file`, `cooperative_sleep`).
+//! stack exhaustion, panics, sandbox escapes, floods, disk filling, and a few
+//! well-behaved helpers (`echo`, `noop`, `env`, `read_file`,
+//! `cooperative_sleep`).
 //!
 //! None of these tasks has a default timeout or retry count: the tests decide.
 
@@ -216,6 +217,212 @@ fn cooperative_sleep(ctx: &mut Context) -> Result<(), TaskError> {
     }
 }
 
+/// The POSIX calls of wasi-libc (which Rust's std on wasm32-wasip2 is built
+/// on) that std does not expose on stable: what a C guest would call.
+mod posix {
+    use std::ffi::{CString, c_char, c_int, c_void};
+
+    unsafe extern "C" {
+        fn symlink(target: *const c_char, path: *const c_char) -> c_int;
+        fn link(old: *const c_char, new: *const c_char) -> c_int;
+        fn pwrite(fd: c_int, buf: *const c_void, len: usize, offset: i64) -> isize;
+    }
+
+    fn c_path(path: &str) -> std::io::Result<CString> {
+        CString::new(path).map_err(|_| std::io::Error::other("NUL in path"))
+    }
+
+    fn check(result: c_int) -> std::io::Result<()> {
+        if result == 0 {
+            Ok(())
+        } else {
+            Err(std::io::Error::last_os_error())
+        }
+    }
+
+    /// `symlink(target, path)`: the link at `path` will read `target`.
+    pub fn make_symlink(target: &str, path: &str) -> std::io::Result<()> {
+        let (target, path) = (c_path(target)?, c_path(path)?);
+        // SAFETY: both are NUL-terminated strings that outlive the call.
+        check(unsafe { symlink(target.as_ptr(), path.as_ptr()) })
+    }
+
+    /// `link(old, new)`: a hard link.
+    pub fn hard_link(old: &str, new: &str) -> std::io::Result<()> {
+        let (old, new) = (c_path(old)?, c_path(new)?);
+        // SAFETY: both are NUL-terminated strings that outlive the call.
+        check(unsafe { link(old.as_ptr(), new.as_ptr()) })
+    }
+
+    /// `pwrite(fd, buf, offset)`: WASI `descriptor.write`.
+    pub fn write_at(file: &std::fs::File, buf: &[u8], offset: u64) -> std::io::Result<usize> {
+        use std::os::fd::AsRawFd;
+        let offset = i64::try_from(offset).map_err(std::io::Error::other)?;
+        // SAFETY: `buf` is valid for `buf.len()` bytes during the call, and
+        // the descriptor is owned by `file`, which outlives it.
+        let n = unsafe { pwrite(file.as_raw_fd(), buf.as_ptr().cast(), buf.len(), offset) };
+        usize::try_from(n).map_err(|_| std::io::Error::last_os_error())
+    }
+}
+
+/// An I/O error as the guest saw it: message, kind and raw errno.
+fn io_error(err: &std::io::Error) -> String {
+    format!("{err} (kind {:?})", err.kind())
+}
+
+/// Writes `bytes` bytes (default 200 MiB) to the file at `path` in chunks of
+/// `chunk` bytes (default 64 KiB), through `write` (`how = "stream"`,
+/// default), `pwrite` (`"pwrite"`) or appends (`"append"`). Succeeds with
+/// `{"written": n}`; on the first error fails permanently with "write failed
+/// after N bytes: <error>".
+#[task]
+fn fill_disk(ctx: &mut Context) -> Result<(), TaskError> {
+    let path: String = ctx.get("path")?;
+    let total: u64 = ctx.get_or("bytes", 200 << 20)?;
+    let chunk: usize = ctx.get_or("chunk", 64 << 10)?;
+    let how: String = ctx.get_or("how", "stream".to_owned())?;
+    let keep: bool = ctx.get_or("keep", false)?;
+    let buf = vec![b'x'; chunk.max(1)];
+    let opened = match how.as_str() {
+        "append" => std::fs::OpenOptions::new()
+            .append(true)
+            .create(true)
+            .open(&path),
+        _ if keep => std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path),
+        _ => std::fs::File::create(&path),
+    };
+    let mut file = opened
+        .map_err(|e| TaskError::permanent(format!("cannot open {path}: {}", io_error(&e))))?;
+    let mut written: u64 = 0;
+    while written < total {
+        let n = buf
+            .len()
+            .min(usize::try_from(total - written).unwrap_or(usize::MAX));
+        let result = if how == "pwrite" {
+            posix::write_at(&file, &buf[..n], written).map(|w| w as u64)
+        } else {
+            file.write(&buf[..n]).map(|w| w as u64)
+        };
+        match result {
+            Ok(0) => {
+                return Err(TaskError::permanent(format!(
+                    "write failed after {written} bytes: wrote nothing"
+                )));
+            }
+            Ok(w) => written += w,
+            Err(e) => {
+                return Err(TaskError::permanent(format!(
+                    "write failed after {written} bytes: {}",
+                    io_error(&e)
+                )));
+            }
+        }
+    }
+    ctx.set("written", written)
+}
+
+/// Creates `count` (default 20,000) entries named `e<i>` in directory `dir`:
+/// empty files (`kind = "file"`, default), directories (`"dir"`), symlinks
+/// to `.` (`"symlink"`) or hard links to one file (`"hardlink"`). Succeeds
+/// with `{"created": n}`; on the first error fails permanently with "create
+/// failed after N entries: <error>".
+#[task]
+fn create_files(ctx: &mut Context) -> Result<(), TaskError> {
+    let dir: String = ctx.get("dir")?;
+    let count: u64 = ctx.get_or("count", 20_000)?;
+    let kind: String = ctx.get_or("kind", "file".to_owned())?;
+    let first = format!("{dir}/hardlink-source");
+    if kind == "hardlink" {
+        std::fs::write(&first, b"x")
+            .map_err(|e| TaskError::permanent(format!("cannot create {first}: {e}")))?;
+    }
+    for i in 0..count {
+        let path = format!("{dir}/e{i}");
+        let result = match kind.as_str() {
+            "dir" => std::fs::create_dir(&path),
+            "symlink" => posix::make_symlink(".", &path),
+            "hardlink" => posix::hard_link(&first, &path),
+            _ => std::fs::File::create(&path).map(drop),
+        };
+        if let Err(e) = result {
+            return Err(TaskError::permanent(format!(
+                "create failed after {i} entries: {}",
+                io_error(&e)
+            )));
+        }
+    }
+    ctx.set("created", count)
+}
+
+/// `"CREATED"` if it worked, `"denied: <error>"` if not.
+fn created(result: std::io::Result<()>) -> String {
+    match result {
+        Ok(()) => "CREATED".to_owned(),
+        Err(err) => format!("denied: {}", io_error(&err)),
+    }
+}
+
+/// Tries to plant symlinks in directory `dir` that point outside it, and one
+/// that does not; reports each as `"CREATED"` or `"denied: <error>"`:
+/// `{"dotdot": .., "deep_dotdot": .., "absolute": .., "inside": ..}`.
+#[task]
+fn plant_symlinks(ctx: &mut Context) -> Result<(), TaskError> {
+    let dir: String = ctx.get("dir")?;
+    let _ = std::fs::create_dir(format!("{dir}/sub"));
+    let attempts = [
+        ("dotdot", "../outside", format!("{dir}/dotdot")),
+        (
+            "deep_dotdot",
+            "sub/../../../../etc/passwd",
+            format!("{dir}/sub/deep"),
+        ),
+        ("absolute", "/etc/passwd", format!("{dir}/absolute")),
+        ("inside", "sub", format!("{dir}/inside")),
+    ];
+    for (name, target, path) in attempts {
+        let result = created(posix::make_symlink(target, &path));
+        log::warn(format!("symlink {name} -> {target}: {result}"));
+        ctx.set(name, result)?;
+    }
+    Ok(())
+}
+
+/// Grows the file at `path` without writing data: `set_len` to `bytes`
+/// (`how = "set_size"`, default), one byte written at offset `bytes` by
+/// `pwrite` (`"pwrite"`) or after seeking there (`"seek"`). Outputs
+/// `{"result": "CREATED" | "denied: <error>", "size": <size after>}`.
+#[task]
+fn grow_file(ctx: &mut Context) -> Result<(), TaskError> {
+    use std::io::{Seek, SeekFrom};
+    let path: String = ctx.get("path")?;
+    let bytes: u64 = ctx.get_or("bytes", 1 << 40)?;
+    let how: String = ctx.get_or("how", "set_size".to_owned())?;
+    let mut file = std::fs::File::create(&path)
+        .map_err(|e| TaskError::permanent(format!("cannot create {path}: {e}")))?;
+    let result = match how.as_str() {
+        "pwrite" => posix::write_at(&file, b"x", bytes).map(drop),
+        "seek" => file
+            .seek(SeekFrom::Start(bytes))
+            .and_then(|_| file.write_all(b"x")),
+        _ => file.set_len(bytes),
+    };
+    let size = file.metadata().map(|m| m.len()).unwrap_or(0);
+    ctx.set("result", created(result))?;
+    ctx.set("size", size)
+}
+
+/// Renames `from` to `to`; outputs `{"result": "CREATED" | "denied: .."}`.
+#[task]
+fn rename(ctx: &mut Context) -> Result<(), TaskError> {
+    let from: String = ctx.get("from")?;
+    let to: String = ctx.get("to")?;
+    ctx.set("result", created(std::fs::rename(&from, &to)))
+}
+
 plugin!(
     name = "chaos",
     version = "0.1.0",
@@ -236,5 +443,10 @@ plugin!(
         env,
         read_file,
         cooperative_sleep,
+        fill_disk,
+        create_files,
+        plant_symlinks,
+        grow_file,
+        rename,
     ],
 );

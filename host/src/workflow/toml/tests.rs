@@ -513,3 +513,72 @@ fn stored_form_round_trips() {
         "{err}"
     );
 }
+
+#[test]
+fn disk_quotas_parse_and_survive_every_round_trip() {
+    let text = with_step(
+        r#"grants.dirs = [
+    { host = "/o", guest = "/out", writable = true, max_bytes = "1GiB", max_files = 10000 },
+    { host = "/s", guest = "/small", writable = true, max_bytes = 4096 },
+    { host = "/p", guest = "/plain", writable = true },
+]"#,
+    );
+    let wf = Workflow::from_toml(&text, Some(base())).unwrap();
+    let dirs = &wf.step("a").unwrap().grants.dirs;
+    let find = |guest: &str| dirs.iter().find(|d| d.guest == guest).unwrap().clone();
+    assert_eq!(
+        find("/out"),
+        DirGrant::writable("/o", "/out")
+            .with_max_bytes(1 << 30)
+            .with_max_files(10_000)
+    );
+    assert_eq!(
+        find("/small"),
+        DirGrant::writable("/s", "/small").with_max_bytes(4096)
+    );
+    assert_eq!(find("/plain"), DirGrant::writable("/p", "/plain"));
+    // TOML, the stored JSON form, and serde all keep them.
+    let again = Workflow::from_toml(&wf.to_toml().unwrap(), Some(base())).unwrap();
+    assert_eq!(again, wf);
+    assert!(wf.to_toml().unwrap().contains(r#"max_bytes = "1GiB""#));
+    let stored = Workflow::from_stored(wf.to_stored()).unwrap();
+    assert_eq!(stored, wf);
+    assert_eq!(stored.version(), wf.version());
+    // A quota is part of the content.
+    let without = Workflow::from_toml(
+        &with_step(r#"grants.dirs = [{ host = "/o", guest = "/out", writable = true }]"#),
+        Some(base()),
+    )
+    .unwrap();
+    let with = Workflow::from_toml(
+        &with_step(
+            r#"grants.dirs = [{ host = "/o", guest = "/out", writable = true, max_files = 1 }]"#,
+        ),
+        Some(base()),
+    )
+    .unwrap();
+    assert_ne!(without.version(), with.version());
+}
+
+#[test]
+fn bad_disk_quotas_are_named() {
+    let e = error(&with_step(
+        r#"grants.dirs = [{ host = "/o", guest = "/out", writable = true, max_bytes = "lots" }]"#,
+    ));
+    assert!(
+        e.contains("step `a`") && e.contains("invalid max_bytes `lots` for `/out`"),
+        "{e}"
+    );
+    let e = error(&with_step(
+        r#"grants.dirs = [{ host = "/d", guest = "/data", max_files = 5 }]"#,
+    ));
+    assert!(
+        e.contains("`/data` is read-only but has max_bytes or max_files"),
+        "{e}"
+    );
+    let e = error(&with_step(
+        r#"grants.dirs = [{ host = "/o", guest = "/out", writable = true, max_files = -1 }]"#,
+    ));
+    // A type error: reported by serde with its place, like other keys.
+    assert!(e.contains("line 5") && e.contains("`-1`"), "{e}");
+}

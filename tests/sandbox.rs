@@ -550,6 +550,44 @@ async fn quotas_count_per_attempt_and_overwriting_is_free() {
     );
 }
 
+/// The outside review's finding: a `..` link the operator left in a
+/// writable grant, harmless where it is, pointed outside once the guest
+/// moved it higher up (by rename, or by hard-linking the link itself).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_guest_cannot_move_a_dotdot_link_to_where_it_escapes() {
+    let sandbox = sandbox();
+    let chaos = load(&sandbox, artifacts::CHAOS).await;
+    let parent = tempfile::tempdir().unwrap();
+    let out = parent.path().join("out");
+    std::fs::create_dir_all(out.join("a/b")).unwrap();
+    std::fs::write(parent.path().join("x"), "secret").unwrap();
+    // out/a/b/l -> ../x is out/a/x: inside. Moved to out/l it is ../x: outside.
+    std::os::unix::fs::symlink("../x", out.join("a/b/l")).unwrap();
+    for hard_link in [false, true] {
+        let mut req = request(
+            "rename",
+            json!({"from": "/out/a/b/l", "to": "/out/l", "hard_link": hard_link}),
+        );
+        req.grants = out_grant(&out, None, None);
+        let report = run(&sandbox, &chaos, &req).await;
+        let result = output(&report)["result"].as_str().unwrap().to_owned();
+        assert!(
+            result.starts_with("denied"),
+            "hard_link = {hard_link}: {result}"
+        );
+        assert!(
+            std::fs::symlink_metadata(out.join("l")).is_err(),
+            "hard_link = {hard_link}: the link was moved"
+        );
+    }
+    // An ordinary file still moves.
+    std::fs::write(out.join("a/b/f"), "data").unwrap();
+    let mut req = request("rename", json!({"from": "/out/a/b/f", "to": "/out/f"}));
+    req.grants = out_grant(&out, None, None);
+    let report = run(&sandbox, &chaos, &req).await;
+    assert_eq!(output(&report)["result"], "CREATED");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_symlink_in_a_writable_grant_points_outside_it() {
     let sandbox = sandbox();

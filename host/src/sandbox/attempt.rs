@@ -141,7 +141,7 @@ pub(crate) fn classify(error: CallError, state: &StoreState, limits: &Limits) ->
         CallError::Wasm(error) => error,
         CallError::Instantiation(error) => {
             return Outcome::PluginError {
-                message: format!("cannot instantiate: {error:#}"),
+                message: cap(format!("cannot instantiate: {error:#}"), MAX_ERROR_BYTES),
             };
         }
     };
@@ -165,8 +165,10 @@ pub(crate) fn classify(error: CallError, state: &StoreState, limits: &Limits) ->
         Some(trap) => Outcome::Trapped {
             message: trap.to_string(),
         },
+        // wasmtime's text may quote the guest (names from its name
+        // section in a backtrace): capped like the guest's own messages.
         None => Outcome::Trapped {
-            message: format!("{error:#}"),
+            message: cap(format!("{error:#}"), MAX_ERROR_BYTES),
         },
     }
 }

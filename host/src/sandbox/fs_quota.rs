@@ -24,7 +24,9 @@
 //!   `link-at`.
 //!
 //! Nothing is given back: unlinking or truncating does not refund, so the
-//! counters only grow and bound the work an attempt can make the disk do.
+//! counters only grow. They bound how much an attempt can leave on the
+//! disk, not how much I/O it does: overwriting, syncing, renaming and
+//! unlinking are free (the attempt's timeout bounds those).
 //! A charge that does not fit is refused whole and nothing of that call is
 //! written, so a grant never grows by more than its limit. Never a trap:
 //! the guest gets an error and decides what to do. The WASI error is
@@ -58,12 +60,16 @@
 //! has a `..` component (`/` and `\` both count as separators). A target
 //! without either only names entries below the directory the link is in,
 //! and that directory is inside the grant: wasmtime-wasi resolves every
-//! guest path within the preopen. Renaming keeps links inside the same
-//! grant (cross-grant moves are refused), so a link stays inside wherever it
-//! moves. Chains of links stay inside by induction, provided the grant held
-//! no escaping link before the attempt: links the operator left there are
-//! the operator's. (wasmtime-wasi already refuses to *follow* a link out of
-//! the preopen; this rule is for whoever reads the directory afterwards.)
+//! guest path within the preopen, and cross-grant moves are refused. A
+//! link with a `..` target that the operator left in the grant could point
+//! outside once moved higher up (`a/b/l -> ../x` renamed to `l`), so
+//! `rename-at` and `link-at` of a symlink whose target is absolute or has a
+//! `..` component are refused with `not-permitted` too. Moving a
+//! *directory* that holds such a link higher up is not checked (that would
+//! mean walking its subtree): operators must not leave links with `..` or
+//! absolute targets in writable grants. (wasmtime-wasi already refuses to
+//! *follow* a link out of the preopen; these rules are for whoever reads
+//! the directory afterwards.)
 //!
 //! # Cost
 //! Attempts without writable grants pay nothing but an empty `Vec` and an
@@ -331,6 +337,10 @@ fn file_size(file: &File) -> u64 {
 
 /// What writing `len` bytes at `offset` adds to a file of size `size`.
 fn growth(size: u64, offset: u64, len: u64) -> u64 {
+    // Writing nothing grows nothing, wherever it "is".
+    if len == 0 {
+        return 0;
+    }
     offset.saturating_add(len).saturating_sub(size)
 }
 
@@ -367,6 +377,32 @@ impl QuotaFs<'_> {
     fn same_grant(&self, a: &Resource<Descriptor>, b: &Resource<Descriptor>) -> FsResult<()> {
         match (self.meter(a)?, self.meter(b)?) {
             (Some((x, _)), Some((y, _))) if x != y => Err(ErrorCode::CrossDevice.into()),
+            _ => Ok(()),
+        }
+    }
+
+    /// Refuses, with `not-permitted`, moving or hard-linking `path` under a
+    /// writable `fd` when it is a symlink whose target is absolute or has a
+    /// `..` component: one the operator left there, harmless where it is,
+    /// could point outside the grant from higher up.
+    async fn refuse_moving_escaping_link(
+        &mut self,
+        fd: &Resource<Descriptor>,
+        path: &str,
+    ) -> FsResult<()> {
+        if self.meter(fd)?.is_none() {
+            return Ok(());
+        }
+        // Not a symlink (or not there): readlink fails, and the call goes
+        // on to say what it says.
+        let target = types::HostDescriptor::readlink_at(
+            &mut self.fs,
+            Resource::new_borrow(fd.rep()),
+            path.to_owned(),
+        )
+        .await;
+        match target {
+            Ok(target) if escaping_target(&target) => Err(ErrorCode::NotPermitted.into()),
             _ => Ok(()),
         }
     }
@@ -624,6 +660,7 @@ impl types::HostDescriptor for QuotaFs<'_> {
         new_path: String,
     ) -> FsResult<()> {
         self.same_grant(&fd, &new_fd)?;
+        self.refuse_moving_escaping_link(&fd, &old_path).await?;
         let meter = self.charge_file(&new_fd)?;
         let result = self
             .fs
@@ -694,6 +731,7 @@ impl types::HostDescriptor for QuotaFs<'_> {
         new_path: String,
     ) -> FsResult<()> {
         self.same_grant(&fd, &new_fd)?;
+        self.refuse_moving_escaping_link(&fd, &old_path).await?;
         self.fs.rename_at(fd, old_path, new_fd, new_path).await
     }
 
@@ -864,6 +902,8 @@ mod tests {
         assert_eq!(growth(100, 0, 10), 0);
         assert_eq!(growth(100, 95, 10), 5);
         assert_eq!(growth(0, 1 << 40, 1), (1 << 40) + 1);
+        // An empty write far past the end writes no hole.
+        assert_eq!(growth(0, 1 << 40, 0), 0);
         assert_eq!(growth(0, u64::MAX, 10), u64::MAX);
     }
 

@@ -252,13 +252,16 @@ impl Sandbox {
         })
         .await
         .map_err(|e| PluginError::Compile(e.to_string()))?
-        .map_err(|e| PluginError::Compile(format!("{e:#}")))?;
+        .map_err(|e| PluginError::Compile(text::cap(format!("{e:#}"), MAX_ERROR_BYTES)))?;
         let pre = self
             .inner
             .linker
             .instantiate_pre(&component)
             .and_then(TaskPluginPre::new)
-            .map_err(|e| PluginError::WorldMismatch(format!("{e:#}")))?;
+            // The component's import names are the guest's: capped.
+            .map_err(|e| {
+                PluginError::WorldMismatch(text::cap(format!("{e:#}"), MAX_ERROR_BYTES))
+            })?;
         let limits = Limits {
             timeout: self.inner.config.describe_timeout,
             ..Limits::default()

@@ -415,12 +415,18 @@ fn grow_file(ctx: &mut Context) -> Result<(), TaskError> {
     ctx.set("size", size)
 }
 
-/// Renames `from` to `to`; outputs `{"result": "CREATED" | "denied: .."}`.
+/// Renames `from` to `to` (or, with `hard_link = true`, links `to` to the
+/// entry `from`); outputs `{"result": "CREATED" | "denied: .."}`.
 #[task]
 fn rename(ctx: &mut Context) -> Result<(), TaskError> {
     let from: String = ctx.get("from")?;
     let to: String = ctx.get("to")?;
-    ctx.set("result", created(std::fs::rename(&from, &to)))
+    let result = if ctx.get_or("hard_link", false)? {
+        posix::hard_link(&from, &to)
+    } else {
+        std::fs::rename(&from, &to)
+    };
+    ctx.set("result", created(result))
 }
 
 plugin!(

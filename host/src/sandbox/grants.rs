@@ -4,6 +4,7 @@
 //! directory, no socket. A guest sees exactly what its [`Grants`] list.
 
 use std::collections::BTreeMap;
+use std::fmt;
 use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::Duration;
@@ -85,6 +86,17 @@ impl FromStr for DirGrant {
     }
 }
 
+/// `HOST:GUEST:rw` or `HOST:GUEST:ro`: the suffix is always written, so the
+/// text parses back to an equal grant even when the guest path itself reads
+/// `rw` or `ro`. (A guest path containing `:`, which parsing never produces,
+/// does not round-trip.)
+impl fmt::Display for DirGrant {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mode = if self.writable { "rw" } else { "ro" };
+        write!(f, "{}:{}:{mode}", self.host.display(), self.guest)
+    }
+}
+
 /// The capabilities of one attempt's sandbox.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Grants {
@@ -159,6 +171,22 @@ mod tests {
         assert!(!g.writable);
         assert!("nocolon".parse::<DirGrant>().is_err());
         assert!(":/data".parse::<DirGrant>().is_err());
+    }
+
+    #[test]
+    fn dir_grants_display_as_they_parse() {
+        for text in [
+            "./data:/data",
+            "/tmp/out:/out:rw",
+            "a:rw:ro",
+            "c:\\x:/y:rw",
+            "h::/g",
+        ] {
+            let g: DirGrant = text.parse().unwrap();
+            assert_eq!(g.to_string().parse::<DirGrant>().unwrap(), g, "{text}");
+        }
+        assert_eq!(DirGrant::read_only("d", "/d").to_string(), "d:/d:ro");
+        assert_eq!(DirGrant::writable("d", "/d").to_string(), "d:/d:rw");
     }
 
     #[test]

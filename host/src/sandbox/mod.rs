@@ -49,7 +49,7 @@ pub use capture::Captured;
 pub use control::AttemptControl;
 pub use error::{GrantError, PluginError, SandboxError};
 pub use grants::{DirGrant, Grants, Limits};
-pub use outcome::{AttemptReport, LogLine, Outcome};
+pub use outcome::{AttemptReport, LogLine, Outcome, check_output};
 pub use plugin::{Plugin, PluginInfo, TaskInfo, WorkflowInfo, sha256_hex};
 
 use attempt::{CallError, classify, new_store, output_outcome, race, report, wasi_from_grants};

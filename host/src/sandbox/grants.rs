@@ -109,9 +109,19 @@ pub struct Grants {
 }
 
 impl Grants {
-    /// Checks every directory grant (see [`DirGrant::validate`]) and that no
-    /// guest path is granted twice.
+    /// Checks every directory grant (see [`DirGrant::validate`]), that no
+    /// guest path is granted twice, and that every environment variable has
+    /// a non-empty name without `=` or NUL and a value without NUL: the
+    /// rules a workflow's grants are checked by, plus the existence of the
+    /// host directories.
     pub fn validate(&self) -> Result<(), GrantError> {
+        for (name, value) in &self.env {
+            if name.is_empty() || name.contains(['=', '\0']) || value.contains('\0') {
+                return Err(GrantError::EnvVar(
+                    format!("{name}={value}").escape_debug().to_string(),
+                ));
+            }
+        }
         let mut seen = std::collections::HashSet::new();
         for dir in &self.dirs {
             dir.validate()?;
@@ -187,6 +197,23 @@ mod tests {
         }
         assert_eq!(DirGrant::read_only("d", "/d").to_string(), "d:/d:ro");
         assert_eq!(DirGrant::writable("d", "/d").to_string(), "d:/d:rw");
+    }
+
+    /// Found by the `grants` fuzz target: `Grants::validate` let through
+    /// environment variables that a workflow's grants may not carry.
+    #[test]
+    fn rejects_env_grants_a_workflow_rejects() {
+        for (name, value) in [("", "v"), ("A=B", "v"), ("A\0", "v"), ("K", "a\0b")] {
+            let mut grants = Grants::default();
+            grants.env.insert(name.into(), value.into());
+            assert!(
+                matches!(grants.validate(), Err(GrantError::EnvVar(_))),
+                "{name:?}={value:?}"
+            );
+        }
+        let mut grants = Grants::default();
+        grants.env.insert("TZ".into(), "UTC=+0".into());
+        grants.validate().unwrap();
     }
 
     #[test]

@@ -50,8 +50,7 @@ fuzz_target!(|data: &[u8]| {
     let Ok(schedule) = schedule.with_window(start, end) else {
         return;
     };
-    let in_window =
-        |t: DateTime<Utc>| start.is_none_or(|s| t >= s) && end.is_none_or(|e| t <= e);
+    let in_window = |t: DateTime<Utc>| start.is_none_or(|s| t >= s) && end.is_none_or(|e| t <= e);
 
     let next = schedule.next_fire(now);
     let upcoming = schedule.upcoming(now, LOOK_AHEAD);

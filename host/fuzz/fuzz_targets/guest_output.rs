@@ -105,7 +105,11 @@ fuzz_target!(|data: &[u8]| {
     for max in [max, MIB] {
         match check_output(&text, max) {
             Outcome::Succeeded { output } => {
-                assert!(text.len() <= max, "{} bytes accepted under {max}", text.len());
+                assert!(
+                    text.len() <= max,
+                    "{} bytes accepted under {max}",
+                    text.len()
+                );
                 let parsed: Value = serde_json::from_str(&text).expect("accepted text parses");
                 assert_eq!(parsed.as_object(), Some(&output));
                 assert!(depth(&parsed) <= 128, "accepted {} levels", depth(&parsed));

@@ -97,7 +97,10 @@ fn schedule_round_trip(schedule: &Schedule) {
         assert!(schedule.end().is_none_or(|end| t <= end));
     }
     let later = now.checked_add_signed(TimeDelta::days(2)).unwrap_or(now);
-    let s = schedule.clone().with_catch_up(CatchUp::All { max: 5 }).unwrap();
+    let s = schedule
+        .clone()
+        .with_catch_up(CatchUp::All { max: 5 })
+        .unwrap();
     let due = s.due_fires(None, now, later, std::time::Duration::from_secs(5));
     assert!(due.len() <= 5 + corral::schedule::MAX_ON_TIME_FIRES);
 }

@@ -15,7 +15,7 @@ use super::capture::CappedPipe;
 use super::control::{AttemptControl, Stop};
 use super::error::GrantError;
 use super::grants::{Grants, Limits};
-use super::outcome::{AttemptReport, Outcome};
+use super::outcome::{AttemptReport, Outcome, check_output};
 use super::state::{MemoryLimitHit, StoreState};
 use super::text::{MAX_ERROR_BYTES, cap};
 
@@ -193,33 +193,7 @@ pub(crate) fn output_outcome(
             message: cap(error.message, MAX_ERROR_BYTES),
             retryable: error.retryable,
         },
-        Ok(text) if text.len() > limits.max_output_bytes => Outcome::InvalidOutput {
-            reason: format!(
-                "output is {} bytes, more than the limit of {} bytes",
-                text.len(),
-                limits.max_output_bytes
-            ),
-        },
-        Ok(text) => match serde_json::from_str::<Value>(&text) {
-            Ok(Value::Object(output)) => Outcome::Succeeded { output },
-            Ok(other) => Outcome::InvalidOutput {
-                reason: format!("output is not a JSON object but {}", json_kind(&other)),
-            },
-            Err(e) => Outcome::InvalidOutput {
-                reason: format!("output is not valid JSON: {e}"),
-            },
-        },
-    }
-}
-
-fn json_kind(value: &Value) -> &'static str {
-    match value {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
+        Ok(text) => check_output(&text, limits.max_output_bytes),
     }
 }
 

@@ -34,6 +34,12 @@ pub enum GrantError {
     /// Two grants map to the same guest path.
     #[error("guest path `{0}` is granted twice")]
     DuplicateGuestPath(String),
+    /// An environment variable whose name is empty or contains `=` or NUL,
+    /// or whose value contains NUL.
+    #[error(
+        "invalid environment variable grant `{0}`: the name must be non-empty, without `=` or NUL, and the value without NUL"
+    )]
+    EnvVar(String),
     /// The host could not open a granted directory.
     #[error("cannot open granted directory {}: {reason}", path.display())]
     Open {

@@ -4,6 +4,7 @@
 //! directory, no socket. A guest sees exactly what its [`Grants`] list.
 
 use std::collections::BTreeMap;
+use std::fmt;
 use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::Duration;
@@ -209,6 +210,25 @@ pub(crate) fn parse_size(text: &str) -> Result<u64, String> {
         .map_err(|e| format!("not a size like 1GiB or a number of bytes: {e}"))
 }
 
+/// `HOST:GUEST:rw` or `HOST:GUEST:ro`, then the quota options that are
+/// set (`,max_bytes=N,max_files=N`): the suffix is always written, so the
+/// text parses back to an equal grant even when the guest path itself reads
+/// `rw` or `ro`. (A guest path containing `:`, which parsing never produces,
+/// does not round-trip.)
+impl fmt::Display for DirGrant {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mode = if self.writable { "rw" } else { "ro" };
+        write!(f, "{}:{}:{mode}", self.host.display(), self.guest)?;
+        if let Some(bytes) = self.max_bytes {
+            write!(f, ",max_bytes={bytes}")?;
+        }
+        if let Some(files) = self.max_files {
+            write!(f, ",max_files={files}")?;
+        }
+        Ok(())
+    }
+}
+
 /// The capabilities of one attempt's sandbox.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Grants {
@@ -221,9 +241,19 @@ pub struct Grants {
 }
 
 impl Grants {
-    /// Checks every directory grant (see [`DirGrant::validate`]) and that no
-    /// guest path is granted twice.
+    /// Checks every directory grant (see [`DirGrant::validate`]), that no
+    /// guest path is granted twice, and that every environment variable has
+    /// a non-empty name without `=` or NUL and a value without NUL: the
+    /// rules a workflow's grants are checked by, plus the existence of the
+    /// host directories.
     pub fn validate(&self) -> Result<(), GrantError> {
+        for (name, value) in &self.env {
+            if name.is_empty() || name.contains(['=', '\0']) || value.contains('\0') {
+                return Err(GrantError::EnvVar(
+                    format!("{name}={value}").escape_debug().to_string(),
+                ));
+            }
+        }
         let mut seen = std::collections::HashSet::new();
         for dir in &self.dirs {
             dir.validate()?;
@@ -356,6 +386,41 @@ mod tests {
         let set = DirGrant::writable("/o", "/out").with_max_files(3);
         let back: DirGrant = serde_json::from_value(serde_json::to_value(&set).unwrap()).unwrap();
         assert_eq!(back, set);
+    }
+
+    #[test]
+    fn dir_grants_display_as_they_parse() {
+        for text in [
+            "./data:/data",
+            "/tmp/out:/out:rw",
+            "a:rw:ro",
+            "c:\\x:/y:rw",
+            "h::/g",
+            "/tmp/out:/out:rw,max_bytes=1GiB,max_files=100",
+            "/tmp/out:/out:rw,max_files=7",
+        ] {
+            let g: DirGrant = text.parse().unwrap();
+            assert_eq!(g.to_string().parse::<DirGrant>().unwrap(), g, "{text}");
+        }
+        assert_eq!(DirGrant::read_only("d", "/d").to_string(), "d:/d:ro");
+        assert_eq!(DirGrant::writable("d", "/d").to_string(), "d:/d:rw");
+    }
+
+    /// Found by the `grants` fuzz target: `Grants::validate` let through
+    /// environment variables that a workflow's grants may not carry.
+    #[test]
+    fn rejects_env_grants_a_workflow_rejects() {
+        for (name, value) in [("", "v"), ("A=B", "v"), ("A\0", "v"), ("K", "a\0b")] {
+            let mut grants = Grants::default();
+            grants.env.insert(name.into(), value.into());
+            assert!(
+                matches!(grants.validate(), Err(GrantError::EnvVar(_))),
+                "{name:?}={value:?}"
+            );
+        }
+        let mut grants = Grants::default();
+        grants.env.insert("TZ".into(), "UTC=+0".into());
+        grants.validate().unwrap();
     }
 
     #[test]

@@ -58,7 +58,7 @@ pub use error::{GrantError, PluginError, SandboxError};
 pub use fs_quota::GrantUsage;
 pub(crate) use grants::parse_size;
 pub use grants::{DEFAULT_MAX_BYTES, DEFAULT_MAX_FILES, DirGrant, Grants, Limits};
-pub use outcome::{AttemptReport, LogLine, Outcome};
+pub use outcome::{AttemptReport, LogLine, Outcome, check_output};
 pub use plugin::{
     MAX_DESCRIPTION_BYTES, MAX_TASKS, MAX_WORKFLOW_BYTES, MAX_WORKFLOWS, Plugin, PluginInfo,
     TaskInfo, WorkflowInfo, sha256_hex,

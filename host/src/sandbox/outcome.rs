@@ -122,6 +122,49 @@ impl fmt::Display for Outcome {
     }
 }
 
+/// Checks a task's output text exactly as the host does with what a guest's
+/// `run` returns: over `max_bytes` bytes ([`Limits::max_output_bytes`]) it is
+/// rejected before it is parsed; otherwise it must be one JSON object, and
+/// becomes [`Outcome::Succeeded`]. Anything else is
+/// [`Outcome::InvalidOutput`] with the reason; no text makes it panic.
+///
+/// Nesting is bounded by `serde_json`'s recursion limit (128 levels): deeper
+/// text is rejected as invalid JSON, so an accepted output can be parsed,
+/// serialized, stored and read back without exhausting the stack.
+///
+/// [`Limits::max_output_bytes`]: super::Limits::max_output_bytes
+pub fn check_output(text: &str, max_bytes: usize) -> Outcome {
+    if text.len() > max_bytes {
+        return Outcome::InvalidOutput {
+            reason: format!(
+                "output is {} bytes, more than the limit of {max_bytes} bytes",
+                text.len()
+            ),
+        };
+    }
+    match serde_json::from_str::<serde_json::Value>(text) {
+        Ok(serde_json::Value::Object(output)) => Outcome::Succeeded { output },
+        Ok(other) => Outcome::InvalidOutput {
+            reason: format!("output is not a JSON object but {}", json_kind(&other)),
+        },
+        Err(e) => Outcome::InvalidOutput {
+            reason: format!("output is not valid JSON: {e}"),
+        },
+    }
+}
+
+fn json_kind(value: &serde_json::Value) -> &'static str {
+    use serde_json::Value;
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
 /// Everything an attempt produced: its outcome and what the guest wrote.
 #[derive(Debug, Clone)]
 pub struct AttemptReport {
@@ -165,5 +208,59 @@ pub(crate) mod duration_ms {
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
         u64::deserialize(d).map(Duration::from_millis)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reason(outcome: Outcome) -> String {
+        match outcome {
+            Outcome::InvalidOutput { reason } => reason,
+            other => panic!("expected invalid output, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn output_limit_is_inclusive() {
+        let text = r#"{"a":1}"#;
+        assert!(check_output(text, text.len()).is_success());
+        let r = reason(check_output(text, text.len() - 1));
+        assert!(r.contains("7 bytes, more than the limit of 6"), "{r}");
+        assert!(reason(check_output("", 0)).contains("not valid JSON"));
+        assert!(reason(check_output("[1]", 10)).contains("an array"));
+        assert!(reason(check_output("null", 10)).contains("null"));
+    }
+
+    /// `{"x":` + `[` × n + `]` × n + `}`: n + 1 containers.
+    fn nested(n: usize) -> String {
+        format!("{{\"x\":{}{}}}", "[".repeat(n), "]".repeat(n))
+    }
+
+    #[test]
+    fn nesting_is_bounded_by_serde_json_recursion_limit() {
+        // 127 levels are accepted, 128 are not: the limit protects every
+        // later parse of the output too (the store reads it back as text).
+        assert!(check_output(&nested(126), usize::MAX).is_success());
+        assert!(reason(check_output(&nested(127), usize::MAX)).contains("recursion limit"));
+        // Far deeper (2 MiB of openers, closed or not) is an error, not a
+        // stack overflow.
+        let deep = nested(1 << 20);
+        assert!(reason(check_output(&deep, usize::MAX)).contains("recursion limit"));
+        let open = "[".repeat(2 << 20);
+        assert!(reason(check_output(&open, usize::MAX)).contains("recursion limit"));
+    }
+
+    #[test]
+    fn accepted_output_survives_the_stores_text_round_trip() {
+        let text = nested(126);
+        let Outcome::Succeeded { output } = check_output(&text, usize::MAX) else {
+            panic!("not accepted");
+        };
+        let stored = serde_json::to_string(&output).unwrap();
+        let back: serde_json::Map<String, serde_json::Value> =
+            serde_json::from_str(&stored).unwrap();
+        assert_eq!(back, output);
     }
 }

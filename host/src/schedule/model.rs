@@ -309,6 +309,22 @@ fn parse_cron(schedule: &str, cron: &str) -> Result<Cron, ScheduleError> {
         .build()
         .parse(cron)
         .map_err(|e| invalid(e.to_string()))?;
+    // A field that allows no value at all (a lone `,` parses as one) never
+    // matches, and the probe below would only find that out after stepping
+    // second by second or minute by minute for millennia: reject it first.
+    let p = &parsed.pattern;
+    let none_of = |n: u32, matches: &dyn Fn(u32) -> Result<bool, croner::errors::CronError>| {
+        !(0..n).any(|v| matches(v).unwrap_or(false))
+    };
+    if none_of(60, &|v| p.second_match(v))
+        || none_of(60, &|v| p.minute_match(v))
+        || none_of(24, &|v| p.hour_match(v))
+        || none_of(13, &|v| p.month_match(v))
+    {
+        return Err(invalid(
+            "it never matches any date (a field allows no value)".to_owned(),
+        ));
+    }
     // The parser's own search is bounded (a year's worth of steps, or its
     // year limit), so a pattern that never matches fails here, once.
     let probe = Utc.with_ymd_and_hms(2000, 1, 1, 0, 0, 0).unwrap();
@@ -693,6 +709,28 @@ mod tests {
         assert!(e.to_string().contains("never matches"), "{e}");
         // 29 February does match, every four years.
         Schedule::new("leap", "etl", "0 0 29 2 *").unwrap();
+    }
+
+    /// Found by the `cron` fuzz target: a lone `,` parses as a field that
+    /// allows no value, and the never-matches probe then stepped minute by
+    /// minute up to the parser's year limit (over 10 s) before failing.
+    #[test]
+    fn cron_field_without_values_is_rejected_at_once() {
+        for cron in [
+            "0 , 0 * * *",
+            ", * * * *",
+            "* , * * *",
+            "* * , * *",
+            "0 0 * , *",
+        ] {
+            let started = std::time::Instant::now();
+            let e = err(Schedule::new("empty", "etl", cron));
+            assert!(e.to_string().contains("never matches"), "{cron}: {e}");
+            assert!(
+                started.elapsed() < std::time::Duration::from_secs(1),
+                "{cron}"
+            );
+        }
     }
 
     #[test]

@@ -129,7 +129,7 @@ struct Inner {
     linker: Linker<StoreState>,
     halt: Arc<Halt>,
     permits: Semaphore,
-    in_flight: AtomicUsize,
+    in_flight: Arc<AtomicUsize>,
     loads: AtomicUsize,
     cache: Option<Arc<ArtifactCache>>,
     config: SandboxConfig,
@@ -202,12 +202,14 @@ impl Sandbox {
             )?)),
             None => None,
         };
-        let clock = EpochClock::start(&engine, config.epoch_tick).map_err(SandboxError::Clock)?;
+        let in_flight = Arc::new(AtomicUsize::new(0));
+        let clock = EpochClock::start(&engine, config.epoch_tick, in_flight.clone())
+            .map_err(SandboxError::Clock)?;
         let halt = Arc::new(Halt::new(engine.weak()));
         Ok(Self {
             inner: Arc::new(Inner {
                 permits: Semaphore::new(config.max_concurrent_attempts as usize),
-                in_flight: AtomicUsize::new(0),
+                in_flight,
                 loads: AtomicUsize::new(0),
                 engine,
                 linker,
@@ -416,8 +418,9 @@ impl Sandbox {
     }
 
     /// Halts every attempt (see [`halt_all`](Self::halt_all)) and stops the
-    /// epoch clock thread: for a sandbox that will run nothing again (its
-    /// runner shut down). Idempotent.
+    /// epoch clock thread once no attempt is in flight any more (a halted
+    /// guest may need one more tick to see the halt): for a sandbox that
+    /// will run nothing again (its runner shut down). Idempotent.
     pub fn stop(&self) {
         self.halt_all();
         self.inner.clock.stop();

@@ -99,7 +99,7 @@ pub(crate) struct Halted(pub(crate) bool);
 /// connections neither loses the end nor leaves the step `running`.
 async fn record(shared: &Shared, key: &(String, String), end: AttemptEnd, planner: EndPlanner) {
     let mut queued_end = QueuedEnd {
-        end,
+        end: Arc::new(end),
         now_ms: now_ms(),
         planner,
     };

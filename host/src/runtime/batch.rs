@@ -35,7 +35,9 @@ pub(crate) enum EndPlanner {
 /// An attempt end waiting to be recorded.
 #[derive(Clone)]
 pub(crate) struct QueuedEnd {
-    pub(crate) end: AttemptEnd,
+    /// Shared, so that a retry after a transient error re-queues it
+    /// without copying its output and captured text.
+    pub(crate) end: Arc<AttemptEnd>,
     pub(crate) now_ms: i64,
     pub(crate) planner: EndPlanner,
 }

@@ -70,9 +70,7 @@ pub(super) fn parse_timeout(s: &str) -> Result<Duration, String> {
 }
 
 fn parse_size(s: &str) -> Result<u64, String> {
-    s.parse::<bytesize::ByteSize>()
-        .map(|b| b.as_u64())
-        .map_err(|e| format!("`{s}` is not a size like 64MiB: {e}"))
+    crate::sandbox::parse_size(s).map_err(|e| format!("`{s}`: {e}"))
 }
 
 /// The exit code of each outcome kind.

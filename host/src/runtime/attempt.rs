@@ -103,13 +103,12 @@ async fn record(shared: &Shared, key: &(String, String), end: AttemptEnd, planne
         now_ms: now_ms(),
         planner,
     };
-    let mut queued = Some(shared.enqueue(Write::End(queued_end.clone())));
+    let mut queued = shared.enqueue(Write::End(queued_end.clone()));
     shared.running.remove(key);
     shared.left_running.notify_waiters();
     let mut tries = 0u32;
     loop {
-        let Some(this) = queued.take() else { return };
-        let (recorded, ready) = match shared.written(this).await {
+        let (recorded, ready) = match shared.written(queued).await {
             Some(WriteResult::Recorded(result, ready)) => (Some(result), ready),
             _ => (None, Ready::MaybeLeft),
         };
@@ -130,26 +129,22 @@ async fn record(shared: &Shared, key: &(String, String), end: AttemptEnd, planne
             Some(Ok(None)) => {
                 tracing::warn!("lease lost: another runner owns this task run now; result dropped")
             }
-            Some(Err(error)) if error.is_transient() => {
+            Some(Err(error)) => {
                 tries += 1;
-                match retry_delay(shared, tries) {
-                    Some(delay) => {
-                        tracing::warn!(%error, tries, ?delay, "cannot record the attempt yet; trying again");
-                        tokio::time::sleep(delay).await;
-                        queued_end.now_ms = now_ms();
-                        queued = Some(shared.enqueue(Write::End(queued_end.clone())));
-                        continue;
-                    }
-                    None => tracing::error!(
-                        %error,
-                        "cannot record the attempt; leaving it to the lease: it runs again once the lease expires"
-                    ),
+                if error.is_transient()
+                    && let Some(delay) = retry_delay(shared, tries)
+                {
+                    tracing::warn!(%error, tries, ?delay, "cannot record the attempt yet; trying again");
+                    tokio::time::sleep(delay).await;
+                    queued_end.now_ms = now_ms();
+                    queued = shared.enqueue(Write::End(queued_end.clone()));
+                    continue;
                 }
+                tracing::error!(
+                    %error,
+                    "cannot record the attempt; leaving it to the lease: it runs again once the lease expires"
+                );
             }
-            Some(Err(error)) => tracing::error!(
-                %error,
-                "cannot record the attempt; leaving it to the lease: it runs again once the lease expires"
-            ),
             None => tracing::warn!("the runner stopped before this attempt was recorded"),
         }
         return;

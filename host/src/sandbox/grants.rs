@@ -202,6 +202,23 @@ fn split_options(s: &str) -> (&str, Option<&str>) {
     }
 }
 
+/// What is wrong with the environment variable `name=value`, if anything:
+/// the one rule for env grants, in a workflow and at run time.
+pub(crate) fn env_var_problem(name: &str, value: &str) -> Option<String> {
+    if name.is_empty() || name.contains(['=', '\0']) {
+        return Some(format!(
+            "environment variable name `{}` must be non-empty, without `=` or NUL",
+            name.escape_debug()
+        ));
+    }
+    value.contains('\0').then(|| {
+        format!(
+            "environment variable `{}` contains a NUL byte",
+            name.escape_debug()
+        )
+    })
+}
+
 /// A size such as `1GiB`, `100MB`, `4096` (bytes).
 pub(crate) fn parse_size(text: &str) -> Result<u64, String> {
     text.trim()
@@ -248,10 +265,8 @@ impl Grants {
     /// host directories.
     pub fn validate(&self) -> Result<(), GrantError> {
         for (name, value) in &self.env {
-            if name.is_empty() || name.contains(['=', '\0']) || value.contains('\0') {
-                return Err(GrantError::EnvVar(
-                    format!("{name}={value}").escape_debug().to_string(),
-                ));
+            if let Some(problem) = env_var_problem(name, value) {
+                return Err(GrantError::EnvVar(problem));
             }
         }
         let mut seen = std::collections::HashSet::new();

@@ -56,8 +56,8 @@ pub use capture::Captured;
 pub use control::AttemptControl;
 pub use error::{GrantError, PluginError, SandboxError};
 pub use fs_quota::GrantUsage;
-pub(crate) use grants::parse_size;
 pub use grants::{DEFAULT_MAX_BYTES, DEFAULT_MAX_FILES, DirGrant, Grants, Limits};
+pub(crate) use grants::{env_var_problem, parse_size};
 pub use outcome::{AttemptReport, LogLine, Outcome, check_output};
 pub use plugin::{
     MAX_DESCRIPTION_BYTES, MAX_TASKS, MAX_WORKFLOW_BYTES, MAX_WORKFLOWS, Plugin, PluginInfo,

@@ -230,13 +230,8 @@ fn check_grants(scope: &str, grants: &Grants) -> Result<(), WorkflowError> {
         }
     }
     for (name, value) in &grants.env {
-        if name.is_empty() || name.contains(['=', '\0']) {
-            return bad(format!(
-                "environment variable name `{name}` must be non-empty, without `=` or NUL"
-            ));
-        }
-        if value.contains('\0') {
-            return bad(format!("environment variable `{name}` contains a NUL byte"));
+        if let Some(problem) = crate::sandbox::env_var_problem(name, value) {
+            return bad(problem);
         }
     }
     Ok(())

@@ -222,6 +222,28 @@ mod tests {
         }
     }
 
+    /// Found by the `guest_output` fuzz target: serde_json's default number
+    /// parser is not correctly rounded, so a number written back as the
+    /// shortest text that names it (what the store keeps) could read back
+    /// one ULP off, and a step's output changed on its way to the next
+    /// step. With `float_roundtrip` every number survives the trip.
+    #[test]
+    fn numbers_survive_the_stores_round_trip() {
+        for text in [
+            r#"{"x":111111111111111149448}"#,
+            r#"{"x":[1.1111111111111115e20, 0.30000000000000004, 5e-324, 1.7976931348623157e308]}"#,
+            r#"{"x":2.2250738585072011e-308, "y": 9007199254740993}"#,
+        ] {
+            let Outcome::Succeeded { output } = check_output(text, 1 << 20) else {
+                panic!("{text} rejected");
+            };
+            let stored = serde_json::to_string(&output).unwrap();
+            let back: serde_json::Map<String, serde_json::Value> =
+                serde_json::from_str(&stored).unwrap();
+            assert_eq!(back, output, "{text} changed on the way: {stored}");
+        }
+    }
+
     #[test]
     fn output_limit_is_inclusive() {
         let text = r#"{"a":1}"#;

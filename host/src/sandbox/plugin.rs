@@ -78,7 +78,7 @@ impl PluginInfo {
         }
         if !is_version(&self.version) {
             return bad(format!(
-                "version `{}` is not MAJOR.MINOR.PATCH (at most 64 bytes)",
+                "version `{}` is not semver MAJOR.MINOR.PATCH (such as 0.1.0, no leading zeros; at most 64 bytes)",
                 echo(&self.version)
             ));
         }
@@ -150,22 +150,11 @@ fn echo(text: &str) -> String {
 }
 
 fn is_identifier(s: &str) -> bool {
-    let mut chars = s.chars();
-    matches!(chars.next(), Some(c) if c.is_ascii_lowercase())
-        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_')
-        && s.len() <= 64
+    corral_names::is_name(s)
 }
 
 fn is_version(s: &str) -> bool {
-    if s.len() > 64 {
-        return false;
-    }
-    let core = s.split(['-', '+']).next().unwrap_or_default();
-    let parts: Vec<&str> = core.split('.').collect();
-    parts.len() == 3
-        && parts
-            .iter()
-            .all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_digit()))
+    corral_names::is_version(s)
 }
 
 impl From<bindings::PluginInfo> for PluginInfo {

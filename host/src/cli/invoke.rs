@@ -9,11 +9,11 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
-use anyhow::{Context as _, anyhow, bail};
+use anyhow::anyhow;
 use clap::Args;
-use serde_json::{Map, Value};
 
 use super::Cli;
+use super::input::read_input;
 use crate::sandbox::{AttemptReport, AttemptRequest, DirGrant, Grants, Limits, Outcome};
 
 /// Arguments of `corral invoke`.
@@ -94,29 +94,8 @@ pub fn exit_code(outcome: &Outcome) -> u8 {
     }
 }
 
-fn read_input(args: &InvokeArgs) -> anyhow::Result<Map<String, Value>> {
-    let (text, source) = match (&args.input, &args.input_file) {
-        (Some(text), _) => (text.clone(), "--input".to_owned()),
-        (None, Some(path)) if path == Path::new("-") => (
-            std::io::read_to_string(std::io::stdin()).context("cannot read stdin")?,
-            "stdin".into(),
-        ),
-        (None, Some(path)) => (
-            std::fs::read_to_string(path)
-                .with_context(|| format!("cannot read input file {}", path.display()))?,
-            path.display().to_string(),
-        ),
-        (None, None) => return Ok(Map::new()),
-    };
-    match serde_json::from_str(&text) {
-        Ok(Value::Object(map)) => Ok(map),
-        Ok(_) => bail!("input from {source} must be a JSON object"),
-        Err(e) => bail!("input from {source} is not valid JSON: {e}"),
-    }
-}
-
 pub(super) async fn run(cli: &Cli, args: &InvokeArgs) -> anyhow::Result<ExitCode> {
-    let input = read_input(args)?;
+    let input = read_input(args.input.as_deref(), args.input_file.as_deref())?;
     let sandbox = cli.sandbox(args.timeout)?;
     let plugin = if looks_like_file(&args.plugin) {
         sandbox.load_plugin_file(&args.plugin).await?

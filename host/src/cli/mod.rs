@@ -1,6 +1,7 @@
 //! The `corral` binary's commands: parse, call the library, print.
 
 mod executions;
+mod input;
 mod invoke;
 mod plugin;
 mod run;

@@ -6,13 +6,14 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use anyhow::{Context as _, bail};
+use anyhow::bail;
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::Value;
 
 use super::Cli;
 use super::executions::print_report;
+use super::input::read_input;
 use crate::ExecutionHandle;
 use crate::runtime::progress::ExecutionProgress;
 use crate::store::{ExecutionStatus, TaskRunStatus};
@@ -25,7 +26,7 @@ pub struct RunArgs {
     /// The execution's input, a JSON object.
     #[arg(long, conflicts_with = "input_file")]
     pub input: Option<String>,
-    /// Read the input JSON object from a file.
+    /// Read the input JSON object from a file (`-` for stdin).
     #[arg(long)]
     pub input_file: Option<PathBuf>,
     /// Only submit the execution and print its id; `corral serve` runs it.
@@ -40,25 +41,11 @@ pub struct RunArgs {
     pub grace: Duration,
 }
 
-pub(super) fn read_input(inline: Option<&str>, file: Option<&PathBuf>) -> anyhow::Result<Value> {
-    let (text, source) = match (inline, file) {
-        (Some(text), _) => (text.to_owned(), "--input".to_owned()),
-        (None, Some(path)) => (
-            std::fs::read_to_string(path)
-                .with_context(|| format!("cannot read input file {}", path.display()))?,
-            path.display().to_string(),
-        ),
-        (None, None) => return Ok(Value::Object(Default::default())),
-    };
-    match serde_json::from_str(&text) {
-        Ok(Value::Object(map)) => Ok(Value::Object(map)),
-        Ok(_) => bail!("input from {source} must be a JSON object"),
-        Err(e) => bail!("input from {source} is not valid JSON: {e}"),
-    }
-}
-
 pub(super) async fn run(cli: &Cli, args: &RunArgs) -> anyhow::Result<ExitCode> {
-    let input = read_input(args.input.as_deref(), args.input_file.as_ref())?;
+    let input = Value::Object(read_input(
+        args.input.as_deref(),
+        args.input_file.as_deref(),
+    )?);
     if args.detach {
         let runner = cli.client().await?;
         let handle = runner.execute(&args.workflow, input).await;

@@ -7,7 +7,7 @@ use chrono::Utc;
 use clap::{Args, Subcommand};
 
 use super::Cli;
-use super::run::read_input;
+use super::input::read_input;
 use crate::schedule::{CatchUp, CatchUpKind, Overlap, Schedule};
 use crate::store::{Applied, ScheduleRecord};
 
@@ -89,7 +89,10 @@ async fn dispatch(
             let catch_up = CatchUp::from_parts(&name, args.catch_up, args.catch_up_max)?;
             let schedule = Schedule::new(&name, &args.workflow, &args.cron)?
                 .with_timezone(&args.tz)?
-                .with_input(read_input(args.input.as_deref(), None)?)?
+                .with_input(serde_json::Value::Object(read_input(
+                    args.input.as_deref(),
+                    None,
+                )?))?
                 .with_catch_up(catch_up)?
                 .with_overlap(args.overlap);
             let applied = runner.add_schedule(&schedule).await?;

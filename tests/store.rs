@@ -255,6 +255,7 @@ fn new_execution(id: &str, workflow: &str, steps: Vec<StepChange>) -> NewExecuti
         input: obj(json!({ "execution": id })),
         steps,
         finish: None,
+        plugins: Default::default(),
     }
 }
 

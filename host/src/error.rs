@@ -37,6 +37,17 @@ pub enum RunnerError {
     /// No plugin of that name is registered.
     #[error("no plugin `{0}` is registered (see `corral plugin list`)")]
     UnknownPlugin(String),
+    /// The plugin registration an execution was pinned to when it was
+    /// created is no longer registered (or no longer has those bytes).
+    #[error(
+        "plugin {plugin} (sha256 {sha256}), which this execution was started with, is no longer registered"
+    )]
+    PinnedPluginGone {
+        /// `name@version`.
+        plugin: String,
+        /// The digest the execution runs.
+        sha256: String,
+    },
     /// No workflow of that name (or version) is stored.
     #[error("no workflow `{0}` (see `corral workflow list`)")]
     UnknownWorkflow(String),

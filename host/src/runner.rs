@@ -19,7 +19,8 @@ use crate::sandbox::{Grants, Limits, PluginInfo, Sandbox, SandboxConfig};
 use crate::schedule::{Clock, Schedule, SystemClock};
 use crate::store::{
     self, Added, Applied, AttemptRecord, ExecutionFilter, ExecutionRecord, ExecutionStatus,
-    NewWorkflow, Object, ScheduleRecord, Snapshot, Store, TaskRunStatus, now_ms,
+    NewWorkflow, Object, PluginPins, PluginRecord, ScheduleRecord, Snapshot, Store, TaskRunStatus,
+    WorkflowRecord, now_ms,
 };
 use crate::workflow::{TaskCatalog, Workflow};
 
@@ -305,6 +306,9 @@ pub struct ExecutionReport {
     pub output: Object,
     /// Every step.
     pub steps: Vec<StepReport>,
+    /// The plugin registration its steps run, fixed when it was created
+    /// (see [`PluginPins`]).
+    pub plugins: PluginPins,
 }
 
 impl ExecutionReport {
@@ -346,6 +350,7 @@ impl ExecutionReport {
                     output: r.output,
                 })
                 .collect(),
+            plugins: execution.plugins,
         }
     }
 }
@@ -495,15 +500,34 @@ fn shipped_error(info: &PluginInfo, name: &str, error: impl std::fmt::Display) -
     }
 }
 
-/// The registered plugins, as the workflow validator sees them.
+/// The registered plugins, as the workflow validator sees them: oldest
+/// registration first (as [`Store::list_plugins`] lists them).
 struct Registered(Vec<PluginInfo>);
 
+fn task_names(info: &PluginInfo) -> Vec<String> {
+    info.tasks.iter().map(|t| t.name.clone()).collect()
+}
+
 impl TaskCatalog for Registered {
+    /// Those of the newest registration: what an unpinned step runs.
     fn tasks(&self, plugin: &str) -> Option<Vec<String>> {
+        self.0.iter().rfind(|p| p.name == plugin).map(task_names)
+    }
+
+    fn tasks_at(&self, plugin: &str, version: &str) -> Option<Vec<String>> {
+        let versions = || self.0.iter().filter(|p| p.name == plugin);
+        versions()
+            .find(|p| p.version == version)
+            .or_else(|| versions().rfind(|p| crate::workflow::pin_selects(version, &p.version)))
+            .map(task_names)
+    }
+
+    fn versions(&self, plugin: &str) -> Vec<String> {
         self.0
             .iter()
-            .find(|p| p.name == plugin)
-            .map(|p| p.tasks.iter().map(|t| t.name.clone()).collect())
+            .filter(|p| p.name == plugin)
+            .map(|p| p.version.clone())
+            .collect()
     }
 
     fn plugins(&self) -> Vec<String> {
@@ -588,7 +612,6 @@ impl Runner {
             .store
             .register_plugin(&info, plugin.sha256(), &bytes, &new, now_ms())
             .await?;
-        self.shared.catalog.forget_plugin(&info.name);
         Ok((info, plugin.sha256().to_owned(), added))
     }
 
@@ -602,6 +625,74 @@ impl Runner {
             .await
             .map_err(|source| crate::sandbox::PluginError::Read { path, source })?;
         self.register_plugin(bytes).await
+    }
+
+    /// Every registered plugin version, by name, oldest registration first.
+    pub async fn plugins(&self) -> Result<Vec<PluginRecord>, RunnerError> {
+        Ok(self.shared.store.list_plugins().await?)
+    }
+
+    /// The registered versions of plugin `name`, oldest first (the last is
+    /// what new executions of unpinned steps run); with `version`, only
+    /// that one. [`RunnerError::UnknownPlugin`] when there is none.
+    pub async fn plugin(
+        &self,
+        name: &str,
+        version: Option<&str>,
+    ) -> Result<Vec<PluginRecord>, RunnerError> {
+        let versions: Vec<PluginRecord> = self
+            .plugins()
+            .await?
+            .into_iter()
+            .filter(|p| p.info.name == name && version.is_none_or(|v| p.info.version == v))
+            .collect();
+        if versions.is_empty() {
+            let reference = match version {
+                Some(version) => format!("{name}@{version}"),
+                None => name.to_owned(),
+            };
+            return Err(RunnerError::UnknownPlugin(reference));
+        }
+        Ok(versions)
+    }
+
+    /// Removes the registration `name@version`. Refused, removing nothing,
+    /// while an execution that has not ended runs it
+    /// ([`StoreError::PluginInUse`](crate::store::StoreError::PluginInUse));
+    /// [`RunnerError::UnknownPlugin`] when it is not registered. Hosts that
+    /// loaded it keep their compiled copy until they stop, but no new
+    /// execution can pin it.
+    pub async fn remove_plugin(&self, name: &str, version: &str) -> Result<(), RunnerError> {
+        self.check_running()?;
+        if self.shared.store.remove_plugin(name, version).await? {
+            Ok(())
+        } else {
+            Err(RunnerError::UnknownPlugin(format!("{name}@{version}")))
+        }
+    }
+
+    /// The latest version of every stored workflow, by name.
+    pub async fn workflows(&self) -> Result<Vec<WorkflowRecord>, RunnerError> {
+        Ok(self.shared.store.list_workflows().await?)
+    }
+
+    /// Workflow `name` at `version`, or its latest version;
+    /// [`RunnerError::UnknownWorkflow`] when there is none.
+    pub async fn workflow(
+        &self,
+        name: &str,
+        version: Option<&str>,
+    ) -> Result<WorkflowRecord, RunnerError> {
+        self.shared
+            .store
+            .workflow(name, version)
+            .await?
+            .ok_or_else(|| {
+                RunnerError::UnknownWorkflow(match version {
+                    Some(version) => format!("{name}@{version}"),
+                    None => name.to_owned(),
+                })
+            })
     }
 
     /// Checks a workflow's tasks against the registered plugins and stores

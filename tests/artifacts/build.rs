@@ -110,6 +110,7 @@ const ROGUE_FEATURES: &[&str] = &[
     "ships-victim",
     "slow-describe",
     "impostor",
+    "v2",
 ];
 
 /// Builds `rogue` once per feature of [`ROGUE_FEATURES`] with the same

@@ -32,15 +32,12 @@ fn parse_status(s: &str) -> Result<ExecutionStatus, String> {
         .map_err(|_| format!("`{s}` is not one of running, succeeded, failed, cancelled"))
 }
 
+/// Every command here needs an execution, so a database that exists.
 async fn with_client<T>(
     cli: &Cli,
     f: impl AsyncFnOnce(&Runner) -> Result<T, crate::RunnerError>,
 ) -> anyhow::Result<T> {
-    // Every command here needs an execution, so a database that exists.
-    let runner = cli.reader().await?;
-    let result = f(&runner).await;
-    runner.shutdown(Duration::ZERO).await;
-    Ok(result?)
+    cli.with_reader(f).await
 }
 
 pub(super) fn print_report(cli: &Cli, report: &ExecutionReport) -> anyhow::Result<()> {

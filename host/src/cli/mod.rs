@@ -164,6 +164,17 @@ impl Cli {
         self.client_with(false).await
     }
 
+    /// Runs `f` with a [`reader`](Self::reader), then shuts it down.
+    async fn with_reader<T>(
+        &self,
+        f: impl AsyncFnOnce(&Runner) -> Result<T, crate::RunnerError>,
+    ) -> anyhow::Result<T> {
+        let runner = self.reader().await?;
+        let result = f(&runner).await;
+        runner.shutdown(std::time::Duration::ZERO).await;
+        Ok(result?)
+    }
+
     async fn client_with(&self, create: bool) -> anyhow::Result<Runner> {
         let config = SandboxConfig {
             cache_dir: self.cache_dir(),

@@ -1,4 +1,4 @@
-//! `corral plugin add | list`.
+//! `corral plugin add | list | show | remove`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -18,12 +18,25 @@ pub enum PluginCommand {
     },
     /// List registered plugins.
     List,
+    /// Show every registered version of a plugin (or one: NAME@VERSION).
+    Show {
+        /// The plugin's name, or NAME@VERSION.
+        plugin: String,
+    },
+    /// Remove one registered version; refused while an execution that has
+    /// not ended runs it.
+    Remove {
+        /// NAME@VERSION.
+        plugin: String,
+    },
 }
 
 pub(super) async fn run(cli: &Cli, command: &PluginCommand) -> anyhow::Result<ExitCode> {
     match command {
         PluginCommand::Add { file } => add(cli, file).await,
         PluginCommand::List => list(cli).await,
+        PluginCommand::Show { plugin } => show(cli, plugin).await,
+        PluginCommand::Remove { plugin } => remove(cli, plugin).await,
     }
 }
 
@@ -56,10 +69,7 @@ async fn add(cli: &Cli, file: &PathBuf) -> anyhow::Result<ExitCode> {
 }
 
 async fn list(cli: &Cli) -> anyhow::Result<ExitCode> {
-    let store = cli.existing_store().await?;
-    let plugins = store.list_plugins().await;
-    store.close().await;
-    let plugins = plugins?;
+    let plugins = cli.with_reader(async |r| r.plugins().await).await?;
     if cli.json {
         println!("{}", serde_json::to_string_pretty(&plugins)?);
     } else if plugins.is_empty() {
@@ -75,6 +85,55 @@ async fn list(cli: &Cli) -> anyhow::Result<ExitCode> {
                 tasks.join(", ")
             );
         }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `NAME` or `NAME@VERSION`.
+fn split_reference(reference: &str) -> (&str, Option<&str>) {
+    match reference.split_once('@') {
+        Some((name, version)) => (name, Some(version)),
+        None => (reference, None),
+    }
+}
+
+async fn show(cli: &Cli, reference: &str) -> anyhow::Result<ExitCode> {
+    let (name, version) = split_reference(reference);
+    let versions = cli
+        .with_reader(async |r| r.plugin(name, version).await)
+        .await?;
+    if cli.json {
+        println!("{}", serde_json::to_string_pretty(&versions)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!(
+        "{name}: {} version(s), oldest first; new executions run the last",
+        versions.len()
+    );
+    for p in &versions {
+        println!(
+            "  {:<16} sha256:{}  {} bytes  added {}",
+            p.info.version, p.sha256, p.size, p.added_at
+        );
+        for task in &p.info.tasks {
+            println!("    {:<20} {}", task.name, task.description);
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn remove(cli: &Cli, reference: &str) -> anyhow::Result<ExitCode> {
+    let (name, Some(version)) = split_reference(reference) else {
+        anyhow::bail!(
+            "name the version to remove: `corral plugin remove {reference}@VERSION` (see `corral plugin show {reference}`)"
+        );
+    };
+    cli.with_reader(async |r| r.remove_plugin(name, version).await)
+        .await?;
+    if cli.json {
+        println!("{}", serde_json::json!({ "removed": reference }));
+    } else {
+        println!("removed {reference}");
     }
     Ok(ExitCode::SUCCESS)
 }

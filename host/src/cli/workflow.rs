@@ -73,10 +73,7 @@ pub(super) async fn run(cli: &Cli, command: &WorkflowCommand) -> anyhow::Result<
             }
         }
         WorkflowCommand::List => {
-            let runner = cli.reader().await?;
-            let workflows = runner.store().list_workflows().await;
-            runner.shutdown(std::time::Duration::ZERO).await;
-            let workflows = workflows?;
+            let workflows = cli.with_reader(async |r| r.workflows().await).await?;
             if cli.json {
                 println!("{}", serde_json::to_string_pretty(&workflows)?);
             } else if workflows.is_empty() {
@@ -97,12 +94,9 @@ pub(super) async fn run(cli: &Cli, command: &WorkflowCommand) -> anyhow::Result<
                 Some((n, v)) => (n, Some(v)),
                 None => (name.as_str(), None),
             };
-            let runner = cli.reader().await?;
-            let record = runner.store().workflow(name, version).await;
-            runner.shutdown(std::time::Duration::ZERO).await;
-            let record = record?.ok_or_else(|| {
-                anyhow::anyhow!("no workflow `{name}` (see `corral workflow list`)")
-            })?;
+            let record = cli
+                .with_reader(async |r| r.workflow(name, version).await)
+                .await?;
             if cli.json {
                 println!("{}", serde_json::to_string_pretty(&record)?);
             } else {

@@ -15,7 +15,9 @@ use crate::store::{
     AttemptEnd, AttemptResult, Claim, ExecutionStatus, Plan, Snapshot, TaskRunStatus, duration_ms,
     now_ms,
 };
-use crate::workflow::{FailureKind, NextAttempt, RetryPolicy, TaskDefaults, Workflow};
+use crate::workflow::{
+    FailureKind, NextAttempt, RetryPolicy, TaskDefaults, Workflow, WorkflowError,
+};
 
 /// Runs `claim` and records it; returns whether a halt of the sandbox
 /// stopped it. Errors are logged: an attempt whose end could not be
@@ -62,7 +64,9 @@ pub(crate) async fn run_claim(shared: Arc<Shared>, claim: Claim) -> Halted {
                     // This host cannot load the plugin (its engine settings,
                     // say): leave the step to hosts that can rather than
                     // failing it, within bounds.
-                    Err(RunnerError::Plugin(error)) => deferred(&shared, &claim, &error).await,
+                    Err(RunnerError::Plugin(error)) => {
+                        deferred(&shared, &claim, "the plugin", &error).await.0
+                    }
                     Err(error) => setup_failure(&shared, &claim, &error),
                 };
                 (end, EndPlanner::Workflow(workflow), halted)
@@ -72,6 +76,21 @@ pub(crate) async fn run_claim(shared: Arc<Shared>, claim: Claim) -> Halted {
                 EndPlanner::Custom(Arc::new(planner::cancel_only)),
                 Halted(false),
             ),
+            // A newer host stored this workflow version: leave its steps to
+            // hosts that read it (a rolling upgrade), within bounds.
+            Err(error @ RunnerError::Workflow(WorkflowError::NewerFormat { .. })) => {
+                match deferred(&shared, &claim, "the workflow", &error).await {
+                    (end, GaveUp(false)) => (
+                        end,
+                        EndPlanner::Custom(Arc::new(planner::cancel_only)),
+                        Halted(false),
+                    ),
+                    (end, GaveUp(true)) => {
+                        let (_, planner) = failed_execution(&shared, &claim, &error);
+                        (end, planner, Halted(false))
+                    }
+                }
+            }
             Err(error) => {
                 let (end, planner) = failed_execution(&shared, &claim, &error);
                 (end, planner, Halted(false))
@@ -225,7 +244,10 @@ async fn attempt(
         .step(&claim.step_id)
         .ok_or_else(|| RunnerError::UnknownStep(claim.step_id.clone()))?;
     let plugin = retrying(shared, "loading a plugin", || {
-        shared.catalog.plugin(step.task.plugin())
+        shared.catalog.plugin(
+            step.task.plugin(),
+            claim.plugins.get(step.task.plugin_ref()),
+        )
     })
     .await?;
     let hints = plugin.info().task(step.task.task());
@@ -318,17 +340,23 @@ fn interrupted(shared: &Shared, claim: &Claim) -> AttemptEnd {
     not_run(shared, claim, "interrupted", AttemptResult::Interrupted)
 }
 
-/// A host that cannot load a plugin leaves its step to others, not before
-/// [`DeferPolicy::every`] from now; once the step was deferred
-/// [`DeferPolicy::max_deferrals`] times, or first deferred longer than
-/// [`DeferPolicy::max_time`] ago, or no other runner is alive to take it,
-/// the step fails for good with the reason.
+/// Whether a deferral was refused because its bounds are used up: the
+/// step fails instead.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct GaveUp(bool);
+
+/// A host that cannot load `what` (the plugin, the workflow) leaves its
+/// step to others, not before [`DeferPolicy::every`] from now; once the
+/// step was deferred [`DeferPolicy::max_deferrals`] times, or first
+/// deferred longer than [`DeferPolicy::max_time`] ago, or no other runner
+/// is alive to take it, the step fails for good with the reason.
 async fn deferred(
     shared: &Shared,
     claim: &Claim,
-    error: &crate::sandbox::PluginError,
-) -> AttemptEnd {
-    let reason = format!("host {} cannot load the plugin: {error}", shared.runner_id);
+    what: &str,
+    error: &(dyn std::fmt::Display + Sync),
+) -> (AttemptEnd, GaveUp) {
+    let reason = format!("host {} cannot load {what}: {error}", shared.runner_id);
     let policy = &shared.config.defer;
     let now = now_ms();
     let (earlier, since) = earlier_deferrals(shared, claim).await;
@@ -346,16 +374,16 @@ async fn deferred(
         None
     };
     if let Some(over) = over {
-        tracing::error!(%error, over, "cannot load the plugin on this host; failing the step");
+        tracing::error!(%error, over, "cannot load {what} on this host; failing the step");
         let result = AttemptResult::Failed(format!("{reason} ({over})"));
-        return not_run(shared, claim, "plugin_error", result);
+        return (not_run(shared, claim, "plugin_error", result), GaveUp(true));
     }
-    tracing::error!(%error, ?others, "cannot load the plugin on this host; leaving the step to others");
+    tracing::error!(%error, ?others, "cannot load {what} on this host; leaving the step to others");
     let result = AttemptResult::Deferred {
         error: reason,
         not_before_ms: now + duration_ms(policy.every),
     };
-    not_run(shared, claim, "deferred", result)
+    (not_run(shared, claim, "deferred", result), GaveUp(false))
 }
 
 /// How often this step was deferred before, and when first. A database

@@ -291,6 +291,7 @@ mod tests {
                 not_before_ms: 0,
             }],
             finish: None,
+            plugins: Default::default(),
         }
     }
 

@@ -11,14 +11,15 @@ use tokio::sync::OnceCell;
 
 use crate::error::RunnerError;
 use crate::sandbox::{Plugin, PluginError, Sandbox};
-use crate::store::Store;
+use crate::store::{PluginPin, Store};
 use crate::workflow::Workflow;
 
 pub(crate) struct Catalog {
     store: Arc<dyn Store>,
     sandbox: Sandbox,
-    /// By plugin name: the registration `plugin(name)` returned when loaded.
-    /// A cell per name, so concurrent first uses compile the plugin once.
+    /// By SHA-256 of the component: a cell per digest, so concurrent first
+    /// uses compile the plugin once. Registrations are immutable, so an
+    /// entry never goes stale.
     plugins: DashMap<String, Arc<OnceCell<Plugin>>>,
     /// Why a plugin could not be loaded here, by SHA-256 of its bytes: the
     /// same bytes fail the same way on the same host, so `describe` is not
@@ -39,18 +40,35 @@ impl Catalog {
         }
     }
 
-    /// The newest registered version of plugin `name`, loaded.
-    pub(crate) async fn plugin(&self, name: &str) -> Result<Plugin, RunnerError> {
-        let cell = self.plugins.entry(name.to_owned()).or_default().clone();
+    /// Plugin `name` at the registration `pin` names, loaded; with no pin
+    /// (an execution from before pinning), its newest registration.
+    pub(crate) async fn plugin(
+        &self,
+        name: &str,
+        pin: Option<&PluginPin>,
+    ) -> Result<Plugin, RunnerError> {
+        let pin = match pin {
+            Some(pin) => pin.clone(),
+            None => self
+                .store
+                .resolve_plugin(name, None)
+                .await?
+                .ok_or_else(|| RunnerError::UnknownPlugin(name.to_owned()))?,
+        };
+        let cell = self.plugins.entry(pin.sha256.clone()).or_default().clone();
         let plugin = cell
             .get_or_try_init(|| async {
-                let (record, bytes) = self
-                    .store
-                    .plugin(name)
-                    .await?
-                    .ok_or_else(|| RunnerError::UnknownPlugin(name.to_owned()))?;
-                if let Some(earlier) = self.unloadable.get(&record.sha256) {
+                if let Some(earlier) = self.unloadable.get(&pin.sha256) {
                     return Err(RunnerError::from(PluginError::Earlier(earlier.clone())));
+                }
+                let gone = || RunnerError::PinnedPluginGone {
+                    plugin: format!("{name}@{}", pin.version),
+                    sha256: pin.sha256.clone(),
+                };
+                let reference = format!("{name}@{}", pin.version);
+                let (record, bytes) = self.store.plugin(&reference).await?.ok_or_else(gone)?;
+                if record.sha256 != pin.sha256 {
+                    return Err(gone());
                 }
                 match self.sandbox.load_plugin(bytes).await {
                     Ok(plugin) => Ok(plugin),
@@ -58,18 +76,13 @@ impl Catalog {
                     Err(error) if self.sandbox.is_halted() => Err(RunnerError::from(error)),
                     Err(error) => {
                         let error = Arc::new(error);
-                        self.unloadable.insert(record.sha256, error.clone());
+                        self.unloadable.insert(pin.sha256.clone(), error.clone());
                         Err(RunnerError::from(PluginError::Earlier(error)))
                     }
                 }
             })
             .await?;
         Ok(plugin.clone())
-    }
-
-    /// Forgets a plugin so the next use loads its newest registration.
-    pub(crate) fn forget_plugin(&self, name: &str) {
-        self.plugins.remove(name);
     }
 
     /// Workflow `name` at `version`.
@@ -127,7 +140,7 @@ mod tests {
         let catalog = Catalog::new(store, sandbox.clone());
         for _ in 0..3 {
             let error = catalog
-                .plugin("rogue")
+                .plugin("rogue", None)
                 .await
                 .expect_err("describe times out");
             assert!(error.to_string().contains("timed out"), "{error}");

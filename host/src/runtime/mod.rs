@@ -238,6 +238,7 @@ impl Shared {
             .await?
             .ok_or_else(|| crate::RunnerError::UnknownWorkflow(name.to_owned()))?;
         let workflow = self.catalog.workflow(name, &record.version).await?;
+        let plugins = self.pin_plugins(&workflow).await?;
         let plan = planner::initial(&workflow, &input, now_ms);
         Ok(crate::store::NewExecution {
             id: uuid::Uuid::now_v7().to_string(),
@@ -246,7 +247,31 @@ impl Shared {
             input,
             steps: plan.steps,
             finish: plan.finish,
+            plugins,
         })
+    }
+
+    /// The registration each plugin reference of `workflow` runs in a new
+    /// execution: for `etl`, the newest registered version; for
+    /// `etl@0.2`, the one that pin selects.
+    async fn pin_plugins(
+        &self,
+        workflow: &crate::workflow::Workflow,
+    ) -> Result<crate::store::PluginPins, crate::RunnerError> {
+        let mut pins = crate::store::PluginPins::new();
+        for step in workflow.steps() {
+            let reference = step.task.plugin_ref();
+            if pins.contains_key(reference) {
+                continue;
+            }
+            let pin = self
+                .store
+                .resolve_plugin(step.task.plugin(), step.task.version())
+                .await?
+                .ok_or_else(|| crate::RunnerError::UnknownPlugin(reference.to_owned()))?;
+            pins.insert(reference.to_owned(), pin);
+        }
+        Ok(pins)
     }
 
     /// Cancels the attempts of `execution_id` that run here.

@@ -124,6 +124,7 @@ mod tests {
             input: Default::default(),
             steps: vec![pending("a"), pending("b")],
             finish: None,
+            plugins: Default::default(),
         };
         let mut snapshot = new.snapshot(0);
         snapshot.runs[0].status = a;

@@ -5,6 +5,7 @@
 //! Queries are checked at run time (no database is needed to compile) and
 //! migrations are embedded in the binary and applied on connect.
 
+mod pins;
 mod postgres;
 mod records;
 mod sqlite;
@@ -21,8 +22,9 @@ use crate::sandbox::PluginInfo;
 pub use postgres::PostgresStore;
 pub use records::{
     Applied, AttemptEnd, AttemptRecord, AttemptResult, Claim, ExecutionFilter, ExecutionRecord,
-    ExecutionStatus, NewExecution, NewWorkflow, Object, Plan, ScheduleFire, ScheduleRecord,
-    Snapshot, StepChange, TaskRunRecord, TaskRunStatus, WorkflowOwner, WorkflowRecord,
+    ExecutionStatus, NewExecution, NewWorkflow, Object, Plan, PluginPin, PluginPins, ScheduleFire,
+    ScheduleRecord, Snapshot, StepChange, TaskRunRecord, TaskRunStatus, WorkflowOwner,
+    WorkflowRecord,
 };
 pub use sqlite::SqliteStore;
 pub use write::{ClaimRequest, WriteBatch, Written};
@@ -156,6 +158,21 @@ pub enum StoreError {
         /// Who tried to apply it.
         by: WorkflowOwner,
     },
+    /// A plugin version cannot be removed while executions that run it
+    /// have not ended.
+    #[error(
+        "plugin {name}@{version} is in use by {count} execution(s) that have not ended (e.g. {example}); wait for them to end or cancel them"
+    )]
+    PluginInUse {
+        /// Plugin name.
+        name: String,
+        /// Plugin version.
+        version: String,
+        /// How many executions that have not ended run it.
+        count: u64,
+        /// One of them.
+        example: String,
+    },
     /// `name@version` is already registered with other bytes.
     #[error(
         "plugin {name}@{version} is already registered with sha256 {existing}; plugins are immutable: bump the version"
@@ -226,6 +243,22 @@ pub trait Store: Send + Sync + 'static {
     /// The plugin `name` (its newest registration) or `name@version`, with
     /// its bytes; `None` if there is no such plugin.
     async fn plugin(&self, reference: &str) -> Result<Option<(PluginRecord, Vec<u8>)>, StoreError>;
+
+    /// The registration a new execution of plugin `name` runs: with no
+    /// `version`, the newest registered one; with one, the registration of
+    /// exactly that version, else the newest whose version continues it
+    /// after a `.` (`0.2` picks the newest of `0.2.0`, `0.2.7`, ...).
+    /// `None` when nothing matches.
+    async fn resolve_plugin(
+        &self,
+        name: &str,
+        version: Option<&str>,
+    ) -> Result<Option<PluginPin>, StoreError>;
+
+    /// Removes the registration `name@version`; `false` if there was none.
+    /// Fails with [`StoreError::PluginInUse`], removing nothing, while an
+    /// execution that has not ended runs it.
+    async fn remove_plugin(&self, name: &str, version: &str) -> Result<bool, StoreError>;
 
     /// Stores a workflow version as the operator's (see
     /// [`apply_workflow_as`](Store::apply_workflow_as)).

@@ -11,6 +11,24 @@ use super::StoreError;
 /// JSON object, the shape of every input and output.
 pub type Object = Map<String, Value>;
 
+/// The exact registration of a plugin that an execution runs: fixed when
+/// the execution is created, so every host runs the same code for it
+/// however many versions are registered later.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct PluginPin {
+    /// The registered version.
+    pub version: String,
+    /// Hex SHA-256 of its component: a host runs exactly these bytes.
+    pub sha256: String,
+}
+
+/// An execution's plugins, by the plugin reference its steps use (`etl`,
+/// or `etl@0.2` for a step pinned to a version: see
+/// [`TaskRef::plugin_ref`](crate::workflow::TaskRef::plugin_ref)). Empty
+/// for an execution created before plugins were pinned: its steps run the
+/// newest registration.
+pub type PluginPins = std::collections::BTreeMap<String, PluginPin>;
+
 macro_rules! status_enum {
     ($(#[$doc:meta])* $name:ident { $($(#[$vdoc:meta])* $variant:ident = $text:literal,)* }) => {
         $(#[$doc])*
@@ -127,6 +145,9 @@ pub struct ExecutionRecord {
     /// The fire time (ms since the Unix epoch) it was started for.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fire_time_ms: Option<i64>,
+    /// The plugin registration its steps run (see [`PluginPins`]).
+    #[serde(default)]
+    pub plugins: PluginPins,
 }
 
 /// One step of an execution as stored.
@@ -193,6 +214,8 @@ pub struct NewExecution {
     pub steps: Vec<StepChange>,
     /// Set when the execution ends at once (every step skipped).
     pub finish: Option<(ExecutionStatus, Option<String>)>,
+    /// The plugin registration each of its steps runs (see [`PluginPins`]).
+    pub plugins: PluginPins,
 }
 
 impl NewExecution {
@@ -228,6 +251,7 @@ impl NewExecution {
                 finished_at_ms: None,
                 schedule: None,
                 fire_time_ms: None,
+                plugins: self.plugins.clone(),
             },
             runs,
         };
@@ -300,6 +324,8 @@ pub struct Claim {
     pub number: u32,
     /// The merged input.
     pub input: Object,
+    /// The execution's plugins (see [`PluginPins`]).
+    pub plugins: PluginPins,
 }
 
 /// How an attempt's task run ends up, decided by the executor.

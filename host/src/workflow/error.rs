@@ -30,6 +30,18 @@ pub enum WorkflowError {
     /// computed from the content, never written by hand.
     #[error("`version` cannot be set: it is computed from the workflow's content (remove the key)")]
     VersionGiven,
+    /// A stored definition is in a format newer than this host reads: a
+    /// newer host stored it. Not a defect of the workflow: hosts that read
+    /// it run its steps.
+    #[error(
+        "stored workflow is in format {found}, newer than this host reads (up to {supported}): a newer Corral stored it; upgrade this host"
+    )]
+    NewerFormat {
+        /// The format of the stored definition.
+        found: u64,
+        /// The newest format this host reads.
+        supported: u64,
+    },
     /// A stored workflow's JSON does not have the document's shape.
     #[error("stored workflow is not a valid definition: {0}")]
     Stored(String),
@@ -188,6 +200,21 @@ pub enum WorkflowError {
         /// The missing plugin.
         plugin: String,
         /// The registered plugins.
+        available: Vec<String>,
+    },
+    /// A step pins its plugin to a version that is not registered.
+    #[error(
+        "step `{step}`: no version of plugin `{plugin}` matches `{version}` (registered: {})",
+        list(.available)
+    )]
+    UnknownPluginVersion {
+        /// The step.
+        step: String,
+        /// The plugin.
+        plugin: String,
+        /// The version it asks for.
+        version: String,
+        /// The registered versions.
         available: Vec<String>,
     },
     /// A step names a task its plugin does not offer.

@@ -285,7 +285,10 @@ fn normalize(path: &std::path::Path) -> PathBuf {
     out
 }
 
-/// A reference to a task: `plugin/task`, e.g. `etl/extract`.
+/// A reference to a task: `plugin/task`, e.g. `etl/extract`, or with the
+/// plugin pinned to a version, `plugin@version/task`: `etl@0.2.1/extract`
+/// (exactly that version) or `etl@0.2/extract` (the newest registered
+/// `0.2.x`). Unpinned, new executions run the newest registered version.
 ///
 /// Kept as written so that an invalid reference can be reported verbatim;
 /// validation guarantees exactly one `/` between two identifiers.
@@ -298,9 +301,22 @@ impl TaskRef {
         Self(text.into())
     }
 
-    /// The plugin part (before the `/`).
-    pub fn plugin(&self) -> &str {
+    /// The plugin part before the `/`, with its `@version` if any: `etl`
+    /// or `etl@0.2`, the key of the registration it runs in an
+    /// execution's [`PluginPins`](crate::store::PluginPins).
+    pub fn plugin_ref(&self) -> &str {
         self.0.split_once('/').map_or(self.0.as_str(), |(p, _)| p)
+    }
+
+    /// The plugin's name (before the `/` and any `@version`).
+    pub fn plugin(&self) -> &str {
+        let part = self.plugin_ref();
+        part.split_once('@').map_or(part, |(name, _)| name)
+    }
+
+    /// The plugin version it is pinned to, if any (after the `@`).
+    pub fn version(&self) -> Option<&str> {
+        self.plugin_ref().split_once('@').map(|(_, v)| v)
     }
 
     /// The task part (after the `/`).
@@ -308,19 +324,27 @@ impl TaskRef {
         self.0.split_once('/').map_or("", |(_, t)| t)
     }
 
-    /// The text form, `plugin/task`.
+    /// The text form, `plugin/task` or `plugin@version/task`.
     pub fn as_str(&self) -> &str {
         &self.0
     }
 
-    /// Why this is not a valid `plugin/task` reference, if it is not.
+    /// Why this is not a valid `plugin[@version]/task` reference, if it is not.
     pub(super) fn problem(&self) -> Option<String> {
-        let Some((plugin, task)) = self.0.split_once('/') else {
+        let Some((_, task)) = self.0.split_once('/') else {
             return Some("expected `plugin/task`, e.g. `etl/extract`".to_owned());
         };
+        let plugin = self.plugin();
         if !super::validate::is_identifier(plugin) {
             return Some(format!(
                 "plugin name `{plugin}` must be lowercase letters, digits, `-` or `_`, starting with a letter"
+            ));
+        }
+        if let Some(version) = self.version()
+            && !is_version_pin(version)
+        {
+            return Some(format!(
+                "plugin version `{version}` must be MAJOR, MAJOR.MINOR or a full version such as 0.2.1"
             ));
         }
         if !super::validate::is_identifier(task) {
@@ -330,6 +354,38 @@ impl TaskRef {
         }
         None
     }
+}
+
+/// Whether a registered `version` is one a pin to `pin` may select:
+/// exactly `pin`, or one that continues it after a `.` (`0.2` selects
+/// `0.2.0` and `0.2.7`, not `0.20.0`). Of several, an exact match wins,
+/// then the newest registration (the store's `resolve_plugin` does the
+/// same in SQL).
+pub(crate) fn pin_selects(pin: &str, version: &str) -> bool {
+    version == pin
+        || version
+            .strip_prefix(pin)
+            .is_some_and(|rest| rest.starts_with('.'))
+}
+
+/// `MAJOR`, `MAJOR.MINOR`, or a whole registered version (`MAJOR.MINOR.PATCH`
+/// with any `-pre` or `+build`), at most 64 bytes.
+fn is_version_pin(version: &str) -> bool {
+    let core = version.split(['-', '+']).next().unwrap_or_default();
+    let parts: Vec<&str> = core.split('.').collect();
+    let numeric = parts
+        .iter()
+        .all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_digit()));
+    let extra = &version[core.len()..];
+    version.len() <= 64
+        && numeric
+        && match parts.len() {
+            1 | 2 => extra.is_empty(),
+            3 => extra
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-+.".contains(c)),
+            _ => false,
+        }
 }
 
 impl fmt::Display for TaskRef {
@@ -357,6 +413,29 @@ mod tests {
         assert!(TaskRef::new("etl/a/b").problem().unwrap().contains("a/b"));
         assert!(TaskRef::new("Etl/x").problem().unwrap().contains("Etl"));
         assert!(TaskRef::new("/x").problem().is_some());
+    }
+
+    #[test]
+    fn task_ref_with_a_version() {
+        let t = TaskRef::new("etl@0.2/extract");
+        assert_eq!(
+            (t.plugin(), t.version(), t.task()),
+            ("etl", Some("0.2"), "extract")
+        );
+        assert_eq!(TaskRef::new("etl/extract").version(), None);
+        for good in ["etl@1/x", "etl@0.2/x", "etl@0.2.1/x", "etl@1.0.0-rc.1+b2/x"] {
+            assert!(TaskRef::new(good).problem().is_none(), "{good}");
+        }
+        for bad in [
+            "etl@/x",
+            "etl@v1/x",
+            "etl@1.2.3.4/x",
+            "etl@1.x/x",
+            "etl@1-rc/x",
+            "@1/x",
+        ] {
+            assert!(TaskRef::new(bad).problem().is_some(), "{bad}");
+        }
     }
 
     #[test]

@@ -656,10 +656,46 @@ impl Workflow {
 
     /// Reads a stored workflow back: re-validated (structure, not tasks),
     /// and rejected if its recorded `version` no longer matches its content.
+    ///
+    /// A stored definition may carry a top-level `"format": N`; none means
+    /// format 1, the only one this host writes and reads. A host that adds
+    /// a field older hosts would refuse writes the definitions that use it
+    /// with a higher format, and an older host meets them as
+    /// [`WorkflowError::NewerFormat`]: then it leaves the work to hosts that
+    /// can read it, rather than failing the execution (rolling upgrades).
     pub fn from_stored(value: Value) -> Result<Self, WorkflowError> {
+        let value = match value {
+            Value::Object(mut fields) => {
+                if let Some(format) = fields.remove(FORMAT_KEY) {
+                    check_format(&format)?;
+                }
+                Value::Object(fields)
+            }
+            other => other,
+        };
         Document::deserialize(value)
             .map_err(|err| WorkflowError::Stored(err.to_string()))?
             .into_workflow(Origin::Stored)
+    }
+}
+
+/// The key of a stored definition's format number.
+const FORMAT_KEY: &str = "format";
+
+/// The newest stored workflow format this host reads (see
+/// [`Workflow::from_stored`]).
+pub const STORED_FORMAT: u64 = 1;
+
+fn check_format(format: &Value) -> Result<(), WorkflowError> {
+    match format.as_u64() {
+        Some(1..=STORED_FORMAT) => Ok(()),
+        Some(found) if found > STORED_FORMAT => Err(WorkflowError::NewerFormat {
+            found,
+            supported: STORED_FORMAT,
+        }),
+        _ => Err(WorkflowError::Stored(format!(
+            "`format` must be a whole number from 1, not {format}"
+        ))),
     }
 }
 
@@ -675,9 +711,7 @@ impl Serialize for Workflow {
 /// more than a file.
 impl<'de> Deserialize<'de> for Workflow {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        Document::deserialize(d)?
-            .into_workflow(Origin::Stored)
-            .map_err(de::Error::custom)
+        Workflow::from_stored(Value::deserialize(d)?).map_err(de::Error::custom)
     }
 }
 

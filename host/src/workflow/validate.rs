@@ -33,13 +33,10 @@ pub(super) struct Graph {
     pub(super) order: Vec<usize>,
 }
 
-/// Lowercase ASCII letters, digits, `-` and `_`, starting with a letter, at
-/// most 64 bytes: the rule the host applies to plugin and task names too.
+/// A plugin, task or step name: see [`corral_names::is_name`], the rule
+/// the guest SDK's macros apply too.
 pub(super) fn is_identifier(s: &str) -> bool {
-    let mut chars = s.chars();
-    matches!(chars.next(), Some(c) if c.is_ascii_lowercase())
-        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_')
-        && s.len() <= 64
+    corral_names::is_name(s)
 }
 
 /// Checks and normalizes a definition into a [`Workflow`]: the only way to
@@ -397,6 +394,22 @@ pub trait TaskCatalog {
     /// registered.
     fn tasks(&self, plugin: &str) -> Option<Vec<String>>;
 
+    /// The task names of plugin `plugin` at the registration a pin to
+    /// `version` selects (see [`TaskRef`](super::TaskRef)), or `None` if no
+    /// registered version matches. By default versions are not known and
+    /// any pin selects [`tasks`](Self::tasks).
+    fn tasks_at(&self, plugin: &str, version: &str) -> Option<Vec<String>> {
+        let _ = version;
+        self.tasks(plugin)
+    }
+
+    /// The registered versions of `plugin`, for error messages (none by
+    /// default).
+    fn versions(&self, plugin: &str) -> Vec<String> {
+        let _ = plugin;
+        Vec::new()
+    }
+
     /// The names of all registered plugins, for error messages (none by
     /// default).
     fn plugins(&self) -> Vec<String> {
@@ -441,6 +454,17 @@ impl Workflow {
                     available,
                 });
             };
+            if let Some(version) = step.task.version() {
+                let Some(pinned) = catalog.tasks_at(plugin, version) else {
+                    return Err(WorkflowError::UnknownPluginVersion {
+                        step: step.id.clone(),
+                        plugin: plugin.to_owned(),
+                        version: version.to_owned(),
+                        available: catalog.versions(plugin),
+                    });
+                };
+                tasks = pinned;
+            }
             if !tasks.iter().any(|t| t == task) {
                 tasks.sort();
                 return Err(WorkflowError::UnknownTask {

@@ -20,7 +20,16 @@ mod contract {
         ("log-huge", "Logs one 10 MiB line"),
         ("note-huge", "Reports progress with a 10 MiB note"),
         ("print-no-newline", "Prints to stdout without a final newline"),
+        ("version", "Returns {\"version\": the plugin's version}"),
     ];
+
+    /// The version `describe` gives: the feature `v2` builds the same
+    /// plugin as a later version, to test which registration runs.
+    const VERSION: &str = if cfg!(feature = "v2") {
+        "0.2.0"
+    } else {
+        "0.1.0"
+    };
 
     fn task(name: &str, description: String) -> TaskInfo {
         TaskInfo {
@@ -76,7 +85,7 @@ mod contract {
             }
             PluginInfo {
                 name: "rogue".to_owned(),
-                version: "0.1.0".to_owned(),
+                version: VERSION.to_owned(),
                 tasks,
                 workflows,
             }
@@ -97,6 +106,7 @@ mod contract {
                 }
                 "log-huge" => host::log(corral::task::types::Level::Info, &"l".repeat(HUGE)),
                 "note-huge" => host::progress(0.5, &"n".repeat(HUGE)),
+                "version" => return Ok(format!("{{\"version\":\"{VERSION}\"}}")),
                 "print-no-newline" => {
                     use std::io::Write as _;
                     print!("no newline at the end");

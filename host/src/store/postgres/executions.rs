@@ -14,6 +14,7 @@ use sqlx::{PgConnection, Row};
 
 use super::{PostgresStore, query_err, text};
 use crate::store::RUNNER_FORGOTTEN_MS;
+use crate::store::pins::{pins, pins_text};
 use crate::store::{
     AttemptEnd, AttemptRecord, AttemptResult, Claim, ClaimRequest, ExecutionFilter,
     ExecutionRecord, ExecutionStatus, Finish, NewExecution, Object, Plan, Planner, Snapshot,
@@ -58,6 +59,7 @@ fn execution_record(row: &PgRow) -> Result<ExecutionRecord, StoreError> {
         finished_at_ms: row.try_get("finished_at").map_err(e())?,
         schedule: row.try_get("schedule").map_err(e())?,
         fire_time_ms: row.try_get("fire_time").map_err(e())?,
+        plugins: pins(row.try_get("plugins").map_err(e())?)?,
     })
 }
 
@@ -240,14 +242,16 @@ pub(super) async fn insert_execution(
 ) -> Result<(), StoreError> {
     let doing = "creating an execution";
     sqlx::query(
-        "INSERT INTO executions (id, workflow, workflow_version, input, status, created_at)
-             VALUES ($1, $2, $3, $4, 'running', $5)",
+        "INSERT INTO executions
+             (id, workflow, workflow_version, input, status, created_at, plugins)
+             VALUES ($1, $2, $3, $4, 'running', $5, $6)",
     )
     .bind(&new.id)
     .bind(&new.workflow)
     .bind(&new.workflow_version)
     .bind(serde_json::Value::Object(new.input.clone()).to_string())
     .bind(now_ms)
+    .bind(pins_text(&new.plugins))
     .execute(&mut *conn)
     .await
     .map_err(query_err(doing))?;
@@ -310,7 +314,7 @@ async fn claim(conn: &mut PgConnection, request: &ClaimRequest) -> Result<Vec<Cl
                  RETURNING execution_id, step_id, number
              )
              SELECT c.execution_id, c.step_id, c.attempts, c.input, s.number,
-                    e.workflow, e.workflow_version
+                    e.workflow, e.workflow_version, e.plugins
              FROM claimed c
              JOIN started s ON s.execution_id = c.execution_id AND s.step_id = c.step_id
              JOIN executions e ON e.id = c.execution_id
@@ -335,6 +339,7 @@ async fn claim(conn: &mut PgConnection, request: &ClaimRequest) -> Result<Vec<Cl
                 number: count(row.try_get("number").map_err(e())?),
                 input: opt_object(row.try_get("input").map_err(e())?, "task run input")?
                     .unwrap_or_default(),
+                plugins: pins(row.try_get("plugins").map_err(e())?)?,
             })
         })
         .collect()

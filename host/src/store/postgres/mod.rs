@@ -44,8 +44,8 @@ use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
 
 use super::{
     Added, Applied, AttemptRecord, Claim, ClaimRequest, ClosePool, ExecutionFilter,
-    ExecutionRecord, Finish, NewExecution, NewWorkflow, Planner, PluginRecord, Snapshot, Store,
-    StoreError, Wakeup, Wakeups, WorkflowOwner, WorkflowRecord, WriteBatch, Written,
+    ExecutionRecord, Finish, NewExecution, NewWorkflow, Planner, PluginPin, PluginRecord, Snapshot,
+    Store, StoreError, Wakeup, Wakeups, WorkflowOwner, WorkflowRecord, WriteBatch, Written,
 };
 use crate::sandbox::PluginInfo;
 use crate::store::{ScheduleFire, ScheduleRecord};
@@ -271,6 +271,18 @@ impl Store for PostgresStore {
 
     async fn plugin(&self, reference: &str) -> Result<Option<(PluginRecord, Vec<u8>)>, StoreError> {
         PostgresStore::plugin(self, reference).await
+    }
+
+    async fn resolve_plugin(
+        &self,
+        name: &str,
+        version: Option<&str>,
+    ) -> Result<Option<PluginPin>, StoreError> {
+        PostgresStore::resolve_plugin(self, name, version).await
+    }
+
+    async fn remove_plugin(&self, name: &str, version: &str) -> Result<bool, StoreError> {
+        PostgresStore::remove_plugin(self, name, version).await
     }
 
     async fn apply_workflow_as(

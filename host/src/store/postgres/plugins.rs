@@ -8,8 +8,10 @@ use sqlx::PgConnection;
 use super::workflows::apply_workflow_in;
 use super::{PostgresStore, query_err};
 use crate::sandbox::PluginInfo;
+use crate::store::pins::refuse_if_in_use;
 use crate::store::{
-    Added, Applied, NewWorkflow, PluginRecord, StoreError, WorkflowOwner, now_rfc3339,
+    Added, Applied, ExecutionStatus, NewWorkflow, PluginPin, PluginRecord, StoreError,
+    WorkflowOwner, now_rfc3339,
 };
 
 fn plugin_record(row: &PgRow) -> Result<PluginRecord, StoreError> {
@@ -83,6 +85,68 @@ impl PostgresStore {
             .try_get("bytes")
             .map_err(query_err("reading plugin bytes"))?;
         Ok(Some((plugin_record(&row)?, bytes)))
+    }
+}
+
+impl PostgresStore {
+    pub(super) async fn resolve_plugin(
+        &self,
+        name: &str,
+        version: Option<&str>,
+    ) -> Result<Option<PluginPin>, StoreError> {
+        let row = sqlx::query(
+            "SELECT version, sha256 FROM plugins
+             WHERE name = $1 AND ($2::text IS NULL OR version = $2
+                                  OR left(version, length($2) + 1) = $2 || '.')
+             ORDER BY version = $2 DESC NULLS LAST, added_at DESC LIMIT 1",
+        )
+        .bind(name)
+        .bind(version)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(query_err("resolving a plugin version"))?;
+        let e = || query_err("resolving a plugin version");
+        row.map(|row| {
+            Ok(PluginPin {
+                version: row.try_get("version").map_err(e())?,
+                sha256: row.try_get("sha256").map_err(e())?,
+            })
+        })
+        .transpose()
+    }
+
+    pub(super) async fn remove_plugin(
+        &self,
+        name: &str,
+        version: &str,
+    ) -> Result<bool, StoreError> {
+        let doing = "removing a plugin";
+        let mut tx = self.pool.begin().await.map_err(query_err(doing))?;
+        let removed = sqlx::query("DELETE FROM plugins WHERE name = $1 AND version = $2")
+            .bind(name)
+            .bind(version)
+            .execute(&mut *tx)
+            .await
+            .map_err(query_err(doing))?
+            .rows_affected();
+        // Checked after the delete, whose row lock keeps a second removal
+        // of the same version waiting until this one commits or rolls back.
+        let in_use: (i64, Option<String>) = sqlx::query_as(
+            "SELECT COUNT(*), MIN(e.id) FROM executions e
+             WHERE e.status = $3 AND EXISTS (
+                 SELECT 1 FROM jsonb_each(e.plugins::jsonb) j
+                 WHERE (j.key = $1 OR left(j.key, length($1) + 1) = $1 || '@')
+                   AND j.value ->> 'version' = $2)",
+        )
+        .bind(name)
+        .bind(version)
+        .bind(ExecutionStatus::Running.as_str())
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(query_err(doing))?;
+        refuse_if_in_use(name, version, in_use)?;
+        tx.commit().await.map_err(query_err(doing))?;
+        Ok(removed > 0)
     }
 }
 

@@ -6,6 +6,7 @@ use sqlx::{Row, SqliteConnection};
 
 use super::executions::opt_object;
 use super::{bulk, query_err};
+use crate::store::pins::pins;
 use crate::store::{Claim, ClaimRequest, StoreError};
 
 /// Claims ready task runs inside the caller's transaction.
@@ -58,7 +59,9 @@ pub(super) fn push_claim<'a>(query: &mut bulk::Statements<'a>, request: &'a Clai
                      (SELECT workflow FROM executions e
                       WHERE e.id = task_runs.execution_id) AS workflow,
                      (SELECT workflow_version FROM executions e
-                      WHERE e.id = task_runs.execution_id) AS workflow_version",
+                      WHERE e.id = task_runs.execution_id) AS workflow_version,
+                     (SELECT plugins FROM executions e
+                      WHERE e.id = task_runs.execution_id) AS plugins",
         |mut row, (runner, lease_until, now, max)| {
             row.push_bind(runner)
                 .push_bind(lease_until)
@@ -99,6 +102,7 @@ pub(super) fn claims_from(rows: &[SqliteRow]) -> Result<Vec<Claim>, StoreError> 
             input: opt_object(input, "task run input")?.unwrap_or_default(),
             attempts: u32::try_from(attempts).unwrap_or_default(),
             number: u32::try_from(number).unwrap_or_default(),
+            plugins: pins(row.try_get("plugins").map_err(query_err(doing))?)?,
         });
     }
     Ok(claims)

@@ -15,6 +15,7 @@ use super::claim::{claim, claims_from, push_claim};
 use super::replan::{self, Replan, load_snapshot};
 use super::{SqliteStore, bulk, finish, query_err};
 use crate::store::RUNNER_FORGOTTEN_MS;
+use crate::store::pins::{pins, pins_text};
 use crate::store::{
     AttemptRecord, Claim, ClaimRequest, ExecutionFilter, ExecutionRecord, ExecutionStatus, Finish,
     NewExecution, Object, Planner, Snapshot, StepChange, StoreError, TaskRunRecord, WriteBatch,
@@ -68,6 +69,10 @@ pub(super) fn execution_record(row: &SqliteRow) -> Result<ExecutionRecord, Store
         fire_time_ms: row
             .try_get("fire_time")
             .map_err(query_err("reading an execution"))?,
+        plugins: pins(
+            row.try_get("plugins")
+                .map_err(query_err("reading an execution"))?,
+        )?,
     })
 }
 
@@ -127,7 +132,8 @@ pub(super) async fn insert_executions(
 fn push_inserts<'a>(query: &mut bulk::Statements<'a>, batch: &'a [NewExecution], now_ms: i64) {
     query.push(
         "INSERT INTO executions
-           (id, workflow, workflow_version, input, status, error, created_at, finished_at) ",
+           (id, workflow, workflow_version, input, status, error, created_at, finished_at,
+            plugins) ",
         batch,
         "",
         |mut row, new| {
@@ -143,7 +149,8 @@ fn push_inserts<'a>(query: &mut bulk::Statements<'a>, batch: &'a [NewExecution],
                 .push_bind(status)
                 .push_bind(error)
                 .push_bind(now_ms)
-                .push_bind(new.finish.as_ref().map(|_| now_ms));
+                .push_bind(new.finish.as_ref().map(|_| now_ms))
+                .push_bind(pins_text(&new.plugins));
         },
     );
     let runs = batch

@@ -16,9 +16,9 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePo
 
 use super::{
     Added, Applied, AttemptRecord, Claim, ClaimRequest, ClosePool, ExecutionFilter,
-    ExecutionRecord, Finish, NewExecution, NewWorkflow, Planner, PluginRecord, ScheduleFire,
-    ScheduleRecord, Snapshot, Store, StoreError, WorkflowOwner, WorkflowRecord, WriteBatch,
-    Written,
+    ExecutionRecord, Finish, NewExecution, NewWorkflow, Planner, PluginPin, PluginRecord,
+    ScheduleFire, ScheduleRecord, Snapshot, Store, StoreError, WorkflowOwner, WorkflowRecord,
+    WriteBatch, Written,
 };
 use crate::sandbox::PluginInfo;
 
@@ -129,6 +129,18 @@ impl Store for SqliteStore {
 
     async fn plugin(&self, reference: &str) -> Result<Option<(PluginRecord, Vec<u8>)>, StoreError> {
         SqliteStore::plugin(self, reference).await
+    }
+
+    async fn resolve_plugin(
+        &self,
+        name: &str,
+        version: Option<&str>,
+    ) -> Result<Option<PluginPin>, StoreError> {
+        SqliteStore::resolve_plugin(self, name, version).await
+    }
+
+    async fn remove_plugin(&self, name: &str, version: &str) -> Result<bool, StoreError> {
+        SqliteStore::remove_plugin(self, name, version).await
     }
 
     async fn apply_workflow_as(

@@ -9,10 +9,12 @@ use super::SqliteStore;
 use super::workflows::apply_workflow_in;
 use crate::sandbox::PluginInfo;
 use crate::store::{
-    Added, Applied, NewWorkflow, PluginRecord, StoreError, WorkflowOwner, now_rfc3339,
+    Added, Applied, ExecutionStatus, NewWorkflow, PluginPin, PluginRecord, StoreError,
+    WorkflowOwner, now_rfc3339,
 };
 
 use super::query_err;
+use crate::store::pins::refuse_if_in_use;
 
 fn plugin_record(row: &SqliteRow) -> Result<PluginRecord, StoreError> {
     let info: String = row.try_get("info").map_err(query_err("reading a plugin"))?;
@@ -92,6 +94,70 @@ impl SqliteStore {
             .try_get("bytes")
             .map_err(query_err("reading plugin bytes"))?;
         Ok(Some((plugin_record(&row)?, bytes)))
+    }
+}
+
+impl SqliteStore {
+    pub(super) async fn resolve_plugin(
+        &self,
+        name: &str,
+        version: Option<&str>,
+    ) -> Result<Option<PluginPin>, StoreError> {
+        let row = sqlx::query(
+            "SELECT version, sha256 FROM plugins
+             WHERE name = ?1 AND (?2 IS NULL OR version = ?2
+                                  OR substr(version, 1, length(?2) + 1) = ?2 || '.')
+             ORDER BY version = ?2 DESC, added_at DESC LIMIT 1",
+        )
+        .bind(name)
+        .bind(version)
+        .fetch_optional(&self.reader)
+        .await
+        .map_err(query_err("resolving a plugin version"))?;
+        let e = || query_err("resolving a plugin version");
+        row.map(|row| {
+            Ok(PluginPin {
+                version: row.try_get("version").map_err(e())?,
+                sha256: row.try_get("sha256").map_err(e())?,
+            })
+        })
+        .transpose()
+    }
+
+    pub(super) async fn remove_plugin(
+        &self,
+        name: &str,
+        version: &str,
+    ) -> Result<bool, StoreError> {
+        let doing = "removing a plugin";
+        let mut tx = self
+            .pool
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(query_err(doing))?;
+        let in_use: (i64, Option<String>) = sqlx::query_as(
+            "SELECT COUNT(*), MIN(e.id) FROM executions e
+             WHERE e.status = ?3 AND EXISTS (
+                 SELECT 1 FROM json_each(e.plugins) j
+                 WHERE (j.key = ?1 OR substr(j.key, 1, length(?1) + 1) = ?1 || '@')
+                   AND json_extract(j.value, '$.version') = ?2)",
+        )
+        .bind(name)
+        .bind(version)
+        .bind(ExecutionStatus::Running.as_str())
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(query_err(doing))?;
+        refuse_if_in_use(name, version, in_use)?;
+        let removed = sqlx::query("DELETE FROM plugins WHERE name = ? AND version = ?")
+            .bind(name)
+            .bind(version)
+            .execute(&mut *tx)
+            .await
+            .map_err(query_err(doing))?
+            .rows_affected();
+        tx.commit().await.map_err(query_err(doing))?;
+        Ok(removed > 0)
     }
 }
 

@@ -515,6 +515,41 @@ fn stored_form_round_trips() {
 }
 
 #[test]
+fn the_stored_format_number_is_read_and_checked() {
+    let stored = etl().to_stored();
+    assert!(
+        stored.get("format").is_none(),
+        "format 1 is written as no key"
+    );
+    let mut tagged = stored.clone();
+    tagged["format"] = json!(1);
+    assert_eq!(Workflow::from_stored(tagged).unwrap(), etl());
+    let mut newer = stored.clone();
+    newer["format"] = json!(STORED_FORMAT + 1);
+    newer["field_of_the_future"] = json!(true);
+    let err = Workflow::from_stored(newer).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            WorkflowError::NewerFormat {
+                found: 2,
+                supported: 1
+            }
+        ),
+        "{err}"
+    );
+    for bad in [json!(0), json!("1"), json!(1.5), json!(-1)] {
+        let mut odd = stored.clone();
+        odd["format"] = bad.clone();
+        let err = Workflow::from_stored(odd).unwrap_err();
+        assert!(
+            matches!(err, WorkflowError::Stored(ref m) if m.contains("`format`")),
+            "{bad}: {err}"
+        );
+    }
+}
+
+#[test]
 fn disk_quotas_parse_and_survive_every_round_trip() {
     let text = with_step(
         r#"grants.dirs = [

@@ -47,17 +47,20 @@ pub async fn run(s: &Settings) -> anyhow::Result<Vec<Row>> {
             (&fan, s.postgres_fan_executions, 1),
         ] {
             eprintln!("  {who}: {executions} x {}", workflow.name());
-            let (exec_rate, step_rate) =
+            let rates =
                 throughput::rates(&backend, hosts, clients, s, workflow, executions).await?;
             let what = format!(
                 "{who}: {executions} x {}-step, {}",
                 workflow.steps().len(),
                 throughput::clients_text(clients)
             );
-            rows.push(Row::new(SCENARIO, format!("{what}: steps/s"), "1/s").samples(step_rate));
+            rows.push(Row::new(SCENARIO, format!("{what}: steps/s"), "1/s").samples(rates.steps));
             rows.push(
-                Row::new(SCENARIO, format!("{what}: executions/s"), "1/s").samples(exec_rate),
+                Row::new(SCENARIO, format!("{what}: executions/s"), "1/s")
+                    .samples(rates.executions),
             );
+            // The corral process only: the server's CPU is not counted.
+            rows.push(throughput::cpu_row(SCENARIO, &what, rates.cpu_ms_per_step));
         }
         eprintln!("  {who}: scheduling latency");
         let latency =

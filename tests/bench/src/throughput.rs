@@ -26,8 +26,7 @@ pub async fn run(s: &Settings) -> anyhow::Result<Vec<Row>> {
         (&one, s.one_step_executions, s.submit_clients),
         (&fan, s.fan_executions, 1),
     ] {
-        let (exec_rate, step_rate) =
-            rates(&Backend::Sqlite, 1, clients, s, workflow, executions).await?;
+        let rates = rates(&Backend::Sqlite, 1, clients, s, workflow, executions).await?;
         let what = format!(
             "{executions} x {}-step, {}",
             workflow.steps().len(),
@@ -35,12 +34,46 @@ pub async fn run(s: &Settings) -> anyhow::Result<Vec<Row>> {
         );
         rows.push(
             Row::new(SCENARIO, format!("{what}: steps/s"), "1/s")
-                .samples(step_rate)
+                .samples(rates.steps)
                 .target(Target::AtLeast(3_000.0)),
         );
-        rows.push(Row::new(SCENARIO, format!("{what}: executions/s"), "1/s").samples(exec_rate));
+        rows.push(
+            Row::new(SCENARIO, format!("{what}: executions/s"), "1/s").samples(rates.executions),
+        );
+        rows.push(cpu_row(SCENARIO, &what, rates.cpu_ms_per_step));
     }
     Ok(rows)
+}
+
+/// The row of CPU time per step: what the process (every host in it, the
+/// database driver, the submitters) used, over the steps run.
+pub fn cpu_row(scenario: &'static str, what: &str, samples: Vec<f64>) -> Row {
+    Row::new(scenario, format!("{what}: CPU ms/step"), "ms")
+        .samples(samples)
+        .note("user + system time of the process / steps")
+}
+
+/// CPU time (user + system) this process has used so far, in seconds.
+fn process_cpu_secs() -> f64 {
+    let mut usage = std::mem::MaybeUninit::<libc::rusage>::zeroed();
+    // SAFETY: getrusage fills the whole struct it is given a pointer to;
+    // on failure (it cannot fail for RUSAGE_SELF) the zeroed value stays.
+    let usage = unsafe {
+        libc::getrusage(libc::RUSAGE_SELF, usage.as_mut_ptr());
+        usage.assume_init()
+    };
+    let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    secs(usage.ru_utime) + secs(usage.ru_stime)
+}
+
+/// The figures of [`rates`]: one sample per run.
+pub struct Rates {
+    /// Executions per second.
+    pub executions: Vec<f64>,
+    /// Steps per second.
+    pub steps: Vec<f64>,
+    /// Milliseconds of process CPU time per step.
+    pub cpu_ms_per_step: Vec<f64>,
 }
 
 /// The 1-step workflow and the 100-step fan-out/fan-in.
@@ -69,8 +102,8 @@ pub fn clients_text(clients: usize) -> String {
     }
 }
 
-/// (executions/s, steps/s) of each of `s.repeats` runs, each on a fresh
-/// database.
+/// Executions/s, steps/s and CPU ms/step of each of `s.repeats` runs, each
+/// on a fresh database.
 pub async fn rates(
     backend: &Backend,
     hosts: usize,
@@ -78,20 +111,26 @@ pub async fn rates(
     s: &Settings,
     workflow: &Workflow,
     executions: usize,
-) -> anyhow::Result<(Vec<f64>, Vec<f64>)> {
-    let steps = workflow.steps().len();
-    let (mut exec_rate, mut step_rate) = (Vec::new(), Vec::new());
+) -> anyhow::Result<Rates> {
+    let steps = (executions * workflow.steps().len()) as f64;
+    let mut rates = Rates {
+        executions: Vec::new(),
+        steps: Vec::new(),
+        cpu_ms_per_step: Vec::new(),
+    };
     for _ in 0..s.repeats {
         let fresh = backend.fresh()?;
-        let secs = run_once(&fresh, hosts, clients, s, workflow, executions).await?;
+        let (secs, cpu_secs) = run_once(&fresh, hosts, clients, s, workflow, executions).await?;
         fresh.remove().await?;
-        exec_rate.push(executions as f64 / secs);
-        step_rate.push((executions * steps) as f64 / secs);
+        rates.executions.push(executions as f64 / secs);
+        rates.steps.push(steps / secs);
+        rates.cpu_ms_per_step.push(cpu_secs * 1e3 / steps);
     }
-    Ok((exec_rate, step_rate))
+    Ok(rates)
 }
 
-/// Seconds from the first submit until every execution has succeeded, with
+/// Seconds from the first submit until every execution has succeeded, and
+/// the process CPU seconds used meanwhile, with
 /// `hosts` runners on the fresh database `fresh`; everything is submitted
 /// through the first host by `clients` concurrent submitters (each one
 /// execution after another), then waited for in order.
@@ -102,12 +141,13 @@ pub async fn run_once(
     s: &Settings,
     workflow: &Workflow,
     executions: usize,
-) -> anyhow::Result<f64> {
+) -> anyhow::Result<(f64, f64)> {
     let hosts = fresh
         .hosts(hosts, s, s.runner_concurrency, workflow)
         .await?;
     let client = &hosts[0];
     let started = Instant::now();
+    let cpu_before = process_cpu_secs();
     let clients = clients.clamp(1, executions.max(1));
     let submitter = |share: usize| async move {
         let mut handles = Vec::with_capacity(share);
@@ -129,10 +169,11 @@ pub async fn run_once(
     let submitted = started.elapsed().as_secs_f64();
     db::wait_succeeded(handles).await?;
     let secs = started.elapsed().as_secs_f64();
+    let cpu_secs = process_cpu_secs() - cpu_before;
     eprintln!(
         "  {executions} x {}: all submitted after {submitted:.2} s, all done after {secs:.2} s",
         workflow.name()
     );
     db::shutdown(hosts).await;
-    Ok(secs)
+    Ok((secs, cpu_secs))
 }

@@ -178,12 +178,20 @@ async fn executions_keep_their_plugin_version_on_postgres_with_two_hosts() {
 }
 
 #[tokio::test]
-async fn a_step_may_pin_a_plugin_version() {
+async fn a_step_may_pin_a_plugin_version_on_sqlite() {
     let dir = tempfile::tempdir().unwrap();
-    let runner = common::runner_builder(&dir.path().join("corral.db"))
-        .build()
-        .await
-        .unwrap();
+    a_step_may_pin_a_plugin_version(common::runner_builder(&dir.path().join("corral.db"))).await;
+}
+
+#[tokio::test]
+async fn a_step_may_pin_a_plugin_version_on_postgres() {
+    let Some(url) = postgres_url() else { return };
+    let tenant = Tenant::new(&url);
+    a_step_may_pin_a_plugin_version(tenant.runner().poll_interval(Duration::from_millis(50))).await;
+}
+
+async fn a_step_may_pin_a_plugin_version(builder: RunnerBuilder) {
+    let runner = builder.build().await.unwrap();
     for plugin in [artifacts::ROGUE, artifacts::ROGUE_V2] {
         runner.register_plugin_file(plugin).await.unwrap();
     }

@@ -208,3 +208,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Serve(args) => serve::run(&cli, args).await,
     }
 }
+
+/// `NAME` or `NAME@VERSION`, as plugin and workflow commands take them.
+fn split_reference(reference: &str) -> (&str, Option<&str>) {
+    match reference.split_once('@') {
+        Some((name, version)) => (name, Some(version)),
+        None => (reference, None),
+    }
+}

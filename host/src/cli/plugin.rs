@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use clap::Subcommand;
 
-use super::Cli;
+use super::{Cli, split_reference};
 use crate::store::Added;
 
 /// Plugin commands.
@@ -87,14 +87,6 @@ async fn list(cli: &Cli) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
-}
-
-/// `NAME` or `NAME@VERSION`.
-fn split_reference(reference: &str) -> (&str, Option<&str>) {
-    match reference.split_once('@') {
-        Some((name, version)) => (name, Some(version)),
-        None => (reference, None),
-    }
 }
 
 async fn show(cli: &Cli, reference: &str) -> anyhow::Result<ExitCode> {

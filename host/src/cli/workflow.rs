@@ -90,10 +90,7 @@ pub(super) async fn run(cli: &Cli, command: &WorkflowCommand) -> anyhow::Result<
             }
         }
         WorkflowCommand::Show { name } => {
-            let (name, version) = match name.split_once('@') {
-                Some((n, v)) => (n, Some(v)),
-                None => (name.as_str(), None),
-            };
+            let (name, version) = super::split_reference(name);
             let record = cli
                 .with_reader(async |r| r.workflow(name, version).await)
                 .await?;

@@ -61,11 +61,11 @@ impl Catalog {
                 if let Some(earlier) = self.unloadable.get(&pin.sha256) {
                     return Err(RunnerError::from(PluginError::Earlier(earlier.clone())));
                 }
+                let reference = format!("{name}@{}", pin.version);
                 let gone = || RunnerError::PinnedPluginGone {
-                    plugin: format!("{name}@{}", pin.version),
+                    plugin: reference.clone(),
                     sha256: pin.sha256.clone(),
                 };
-                let reference = format!("{name}@{}", pin.version);
                 let (record, bytes) = self.store.plugin(&reference).await?.ok_or_else(gone)?;
                 if record.sha256 != pin.sha256 {
                     return Err(gone());

@@ -16,11 +16,11 @@ use std::time::Duration;
 
 use corral::sandbox::{PluginInfo, TaskInfo};
 use corral::store::{
-    self, Added, Applied, AttemptEnd, AttemptResult, Claim, ClaimRequest, ConnectOptions,
-    ExecutionFilter, ExecutionStatus, Finish, NewExecution, NewWorkflow, Object, Plan, Planner,
-    PostgresStore, Snapshot, StepChange, Store, StoreError, TaskRunStatus, WorkflowOwner,
-    WriteBatch,
+    self, Added, Applied, AttemptEnd, AttemptResult, Claim, ConnectOptions, ExecutionFilter,
+    ExecutionStatus, NewExecution, NewWorkflow, Object, Plan, PostgresStore, Snapshot, StepChange,
+    Store, StoreError, TaskRunStatus, WorkflowOwner,
 };
+use corral::testing::{self, Finish, Planner};
 use serde_json::{Value, json};
 use sqlx::{Connection, PgConnection};
 
@@ -873,15 +873,15 @@ async fn finish_success_replans_until_succeeded(db: Db) {
         .try_into()
         .expect("one claim");
     let output = obj(json!({ "a": [1, 2, 3], "text": "ünïcode ✓" }));
-    let after = store
-        .finish_attempt(
-            &end(&a, "r1", AttemptResult::Succeeded(output.clone())),
-            T + 10,
-            &planner,
-        )
-        .await
-        .unwrap()
-        .expect("recorded");
+    let after = testing::finish_attempt(
+        store,
+        &end(&a, "r1", AttemptResult::Succeeded(output.clone())),
+        T + 10,
+        &planner,
+    )
+    .await
+    .unwrap()
+    .expect("recorded");
     let ra = run(&after, "a");
     assert_eq!(ra.status, TaskRunStatus::Succeeded);
     assert_eq!(ra.output.as_ref(), Some(&output));
@@ -915,8 +915,7 @@ async fn finish_success_replans_until_succeeded(db: Db) {
 
     let [b] = claim(store, "r2", 5, T + 10).await.try_into().expect("b");
     let planner = dag(&[("b", &["a"])], T + 20);
-    let after = store
-        .finish_attempt(&end(&b, "r2", succeeded(&b)), T + 20, &planner)
+    let after = testing::finish_attempt(store, &end(&b, "r2", succeeded(&b)), T + 20, &planner)
         .await
         .unwrap()
         .expect("recorded");
@@ -950,13 +949,9 @@ async fn finish_attempts_records_a_batch_in_order(db: Db) {
     ];
     let batch: Vec<Finish<'_>> = ends
         .iter()
-        .map(|end| Finish {
-            end,
-            now_ms: T + 10,
-            planner: &planner,
-        })
+        .map(|end| (end, T + 10, &planner as _))
         .collect();
-    let after = store.finish_attempts(&batch).await.unwrap();
+    let after = testing::finish_attempts(store, &batch).await.unwrap();
     assert_eq!(after.len(), 4, "one result per end, in order");
     let after_b = after[0].as_ref().expect("b recorded");
     assert!(after[1].is_none(), "the stale claim changes nothing");
@@ -982,12 +977,17 @@ async fn finish_attempts_records_a_batch_in_order(db: Db) {
             .all(|a| a.outcome.as_deref() == Some("succeeded")),
         "{attempts:?}"
     );
-    assert!(store.finish_attempts(&[]).await.unwrap().is_empty());
+    assert!(
+        testing::finish_attempts(store, &[])
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }
 
-/// One planner given for several ends of an execution: a store may run it
-/// once for all of them (SQLite does), but runs it again after another
-/// planner ran in between; the result is as if it ran per end.
+/// Planners given with several ends of an execution all run, each once
+/// per end, after every end is recorded; the result is as if each ran
+/// after its own end.
 async fn a_planner_shared_by_ends_runs_once_between_others(db: Db) {
     let store = &*db.store;
     let steps = ["a", "b", "c", "d"];
@@ -1011,22 +1011,16 @@ async fn a_planner_shared_by_ends_runs_once_between_others(db: Db) {
     let batch: Vec<Finish<'_>> = ends
         .iter()
         .zip(planners)
-        .map(|(end, planner)| Finish {
-            end,
-            now_ms: T + 10,
-            planner,
-        })
+        .map(|(end, planner)| (end, T + 10, planner))
         .collect();
-    let after = store.finish_attempts(&batch).await.unwrap();
+    let after = testing::finish_attempts(store, &batch).await.unwrap();
     assert!(after.iter().all(Option::is_some), "every end recorded");
     let stored = snapshot(store, "e1").await;
     assert_eq!(run(&stored, "join").status, TaskRunStatus::Ready);
     assert_eq!(other_runs.load(Ordering::Relaxed), 1);
-    // SQLite records every end first, then plans: the shared planner runs
-    // for the first end and again after the other one. PostgreSQL plans
-    // after each end.
-    let expected = if db.url.starts_with("sqlite") { 2 } else { 3 };
-    assert_eq!(shared_runs.load(Ordering::Relaxed), expected);
+    // Every end is recorded first, then each planner runs once per end,
+    // on the execution after all of them (on every database alike).
+    assert_eq!(shared_runs.load(Ordering::Relaxed), 3);
 }
 
 /// Execution e1 (a, then b) with a claimed by r1 and its successful end,
@@ -1046,34 +1040,15 @@ async fn write_creates_records_then_claims(db: Db) {
     let store = &*db.store;
     // e1: a then b. a is running; e2 is submitted as a ends.
     let (ended, planner) = a_then_b_with_a_done(store).await;
-    let finishes = [Finish {
-        end: &ended,
-        now_ms: T + 10,
-        planner: &planner,
-    }];
+    let finishes: [Finish<'_>; 1] = [(&ended, T + 10, &planner)];
     let creates = [new_execution("e2", "w", vec![ready("x", T + 10)])];
-    let request = ClaimRequest {
-        runner_id: "r1".into(),
-        max: 5,
-        lease_until_ms: T + 10 + LEASE,
-        now_ms: T + 10,
-    };
-    let written = store
-        .write(WriteBatch {
-            creates: &creates,
-            now_ms: T + 10,
-            finishes: &finishes,
-            claim: Some(&request),
-        })
-        .await;
-    written.created.expect("e2 created");
-    let [after] = written
-        .finished
-        .expect("a recorded")
-        .try_into()
-        .expect("one");
+    let request = ("r1", 5, T + 10 + LEASE, T + 10);
+    let written = testing::write(store, &creates, T + 10, &finishes, Some(request)).await;
+    let [created] = written.created.try_into().expect("one");
+    created.expect("e2 created");
+    let [after] = written.finished.try_into().expect("one");
     assert_eq!(
-        run(&after.expect("a recorded"), "b").status,
+        run(&after.expect("a recorded").expect("a recorded"), "b").status,
         TaskRunStatus::Ready
     );
     // The claim comes last: it takes the new execution's step and the step
@@ -1090,38 +1065,24 @@ async fn write_creates_records_then_claims(db: Db) {
         [("e1".into(), "b".into()), ("e2".into(), "x".into())]
     );
     assert_eq!(snapshot(store, "e2").await.execution.created_at_ms, T + 10);
-    let empty = store.write(WriteBatch::default()).await;
-    assert!(empty.created.is_ok());
-    assert!(empty.finished.expect("nothing to record").is_empty());
+    let empty = testing::write(store, &[], T + 10, &[], None).await;
+    assert!(empty.created.is_empty());
+    assert!(empty.finished.is_empty());
     assert!(empty.claimed.expect("nothing to claim").is_empty());
 }
 
 async fn write_keeps_a_failing_part_from_the_others(db: Db) {
     let store = &*db.store;
     let (ended, planner) = a_then_b_with_a_done(store).await;
-    let finishes = [Finish {
-        end: &ended,
-        now_ms: T + 10,
-        planner: &planner,
-    }];
-    // e1 exists already: creating it again fails, and only that part.
+    let finishes: [Finish<'_>; 1] = [(&ended, T + 10, &planner)];
+    // e1 exists already: creating it again fails, and only that item.
     let creates = [new_execution("e1", "w", vec![ready("x", T)])];
-    let written = store
-        .write(WriteBatch {
-            creates: &creates,
-            now_ms: T + 10,
-            finishes: &finishes,
-            claim: None,
-        })
-        .await;
-    assert!(written.created.is_err(), "{:?}", written.created);
-    let [after] = written
-        .finished
-        .expect("a recorded")
-        .try_into()
-        .expect("one");
+    let written = testing::write(store, &creates, T + 10, &finishes, None).await;
+    let [created] = written.created.try_into().expect("one");
+    assert!(created.is_err(), "{created:?}");
+    let [after] = written.finished.try_into().expect("one");
     assert_eq!(
-        run(&after.expect("a recorded"), "a").status,
+        run(&after.expect("a recorded").expect("a recorded"), "a").status,
         TaskRunStatus::Succeeded
     );
     let stored = snapshot(store, "e1").await;
@@ -1144,8 +1105,7 @@ async fn finish_retry_then_failure(db: Db) {
         error: "flaky".into(),
         not_before_ms: T + 1000,
     };
-    let after = store
-        .finish_attempt(&end(&first, "r1", retry), T + 5, &planner)
+    let after = testing::finish_attempt(store, &end(&first, "r1", retry), T + 5, &planner)
         .await
         .unwrap()
         .expect("recorded");
@@ -1166,15 +1126,15 @@ async fn finish_retry_then_failure(db: Db) {
         .try_into()
         .expect("again");
     assert_eq!((second.attempts, second.number), (2, 2));
-    let after = store
-        .finish_attempt(
-            &end(&second, "r2", AttemptResult::Failed("broken".into())),
-            T + 1001,
-            &planner,
-        )
-        .await
-        .unwrap()
-        .expect("recorded");
+    let after = testing::finish_attempt(
+        store,
+        &end(&second, "r2", AttemptResult::Failed("broken".into())),
+        T + 1001,
+        &planner,
+    )
+    .await
+    .unwrap()
+    .expect("recorded");
     let a = run(&after, "a");
     assert_eq!(
         (a.status, a.attempts, a.error.as_deref()),
@@ -1198,15 +1158,15 @@ async fn finish_cancelled(db: Db) {
     let store = &*db.store;
     execution(store, "e1", vec![ready("a", T)]).await;
     let [a] = claim(store, "r1", 5, T).await.try_into().expect("a");
-    let after = store
-        .finish_attempt(
-            &end(&a, "r1", AttemptResult::Cancelled),
-            T + 1,
-            &dag(&[], T),
-        )
-        .await
-        .unwrap()
-        .expect("recorded");
+    let after = testing::finish_attempt(
+        store,
+        &end(&a, "r1", AttemptResult::Cancelled),
+        T + 1,
+        &dag(&[], T),
+    )
+    .await
+    .unwrap()
+    .expect("recorded");
     let ra = run(&after, "a");
     assert_eq!(ra.status, TaskRunStatus::Cancelled);
     assert_eq!(ra.error.as_deref(), Some("cancelled"));
@@ -1227,22 +1187,21 @@ async fn finish_interrupted_does_not_count(db: Db) {
         error: "first error".into(),
         not_before_ms: T + 10,
     };
-    store
-        .finish_attempt(&end(&first, "r1", retry), T + 1, &planner)
+    testing::finish_attempt(store, &end(&first, "r1", retry), T + 1, &planner)
         .await
         .unwrap()
         .expect("recorded");
     let [second] = claim(store, "r1", 5, T + 10).await.try_into().expect("a");
     assert_eq!(second.attempts, 2);
-    let after = store
-        .finish_attempt(
-            &end(&second, "r1", AttemptResult::Interrupted),
-            T + 20,
-            &planner,
-        )
-        .await
-        .unwrap()
-        .expect("recorded");
+    let after = testing::finish_attempt(
+        store,
+        &end(&second, "r1", AttemptResult::Interrupted),
+        T + 20,
+        &planner,
+    )
+    .await
+    .unwrap()
+    .expect("recorded");
     let a = run(&after, "a");
     assert_eq!(a.status, TaskRunStatus::Ready);
     assert_eq!(a.attempts, 1, "an interrupted attempt does not count");
@@ -1266,8 +1225,7 @@ async fn finish_deferred_leaves_the_step_to_others(db: Db) {
         error: "cannot load the plugin".into(),
         not_before_ms: T + 100,
     };
-    let after = store
-        .finish_attempt(&end(&first, "r1", deferred), T + 1, &planner)
+    let after = testing::finish_attempt(store, &end(&first, "r1", deferred), T + 1, &planner)
         .await
         .unwrap()
         .expect("recorded");
@@ -1300,8 +1258,7 @@ async fn held_claims_show_what_a_runner_still_holds(db: Db) {
     );
     assert!(store.held_claims("r2").await.unwrap().is_empty());
     // r1's leases expire; r2 reaps and takes both: r1 holds nothing.
-    let reaped = store
-        .reap_expired(T + LEASE + 1, "r2", &dag(&[], T))
+    let reaped = testing::reap_expired(store, T + LEASE + 1, "r2", &dag(&[], T))
         .await
         .unwrap();
     assert_eq!(reaped, 2);
@@ -1318,20 +1275,28 @@ async fn lost_lease_changes_nothing(db: Db) {
     let before = snapshot(store, "e1").await;
 
     // Another runner cannot record over the holder's claim.
-    let stolen = store
-        .finish_attempt(&end(&claim1, "r2", succeeded(&claim1)), T + 1, &planner)
-        .await
-        .unwrap();
+    let stolen = testing::finish_attempt(
+        store,
+        &end(&claim1, "r2", succeeded(&claim1)),
+        T + 1,
+        &planner,
+    )
+    .await
+    .unwrap();
     assert!(stolen.is_none());
     // Neither can the holder with another attempt's number.
     let mut stale = claim1.clone();
     stale.number = 7;
     assert!(
-        store
-            .finish_attempt(&end(&stale, "r1", succeeded(&stale)), T + 1, &planner)
-            .await
-            .unwrap()
-            .is_none()
+        testing::finish_attempt(
+            store,
+            &end(&stale, "r1", succeeded(&stale)),
+            T + 1,
+            &planner
+        )
+        .await
+        .unwrap()
+        .is_none()
     );
     assert_eq!(statuses(&snapshot(store, "e1").await), statuses(&before));
     assert_eq!(run(&snapshot(store, "e1").await, "a"), run(&before, "a"));
@@ -1342,8 +1307,7 @@ async fn lost_lease_changes_nothing(db: Db) {
     );
 
     // The lease expires, the run goes to r2; r1's late result is dropped.
-    let reaped = store
-        .reap_expired(T + LEASE + 1, "reaper", &planner)
+    let reaped = testing::reap_expired(store, T + LEASE + 1, "reaper", &planner)
         .await
         .unwrap();
     assert_eq!(reaped, 1);
@@ -1353,14 +1317,14 @@ async fn lost_lease_changes_nothing(db: Db) {
         .expect("a again");
     assert_eq!((claim2.attempts, claim2.number), (1, 2));
     let attempts_before = store.attempts("e1", None).await.unwrap();
-    let late = store
-        .finish_attempt(
-            &end(&claim1, "r1", AttemptResult::Failed("late".into())),
-            T + LEASE + 2,
-            &planner,
-        )
-        .await
-        .unwrap();
+    let late = testing::finish_attempt(
+        store,
+        &end(&claim1, "r1", AttemptResult::Failed("late".into())),
+        T + LEASE + 2,
+        &planner,
+    )
+    .await
+    .unwrap();
     assert!(late.is_none(), "r1 lost its claim");
     assert_eq!(store.attempts("e1", None).await.unwrap(), attempts_before);
     let s = snapshot(store, "e1").await;
@@ -1379,15 +1343,15 @@ async fn lost_lease_changes_nothing(db: Db) {
     );
 
     // And the new holder records normally.
-    let after = store
-        .finish_attempt(
-            &end(&claim2, "r2", succeeded(&claim2)),
-            T + LEASE + 3,
-            &planner,
-        )
-        .await
-        .unwrap()
-        .expect("recorded");
+    let after = testing::finish_attempt(
+        store,
+        &end(&claim2, "r2", succeeded(&claim2)),
+        T + LEASE + 3,
+        &planner,
+    )
+    .await
+    .unwrap()
+    .expect("recorded");
     assert_eq!(run(&after, "b").status, TaskRunStatus::Ready);
 }
 
@@ -1454,8 +1418,7 @@ async fn renew_leases_extends_own_and_reports_cancels(db: Db) {
     assert_eq!(run(&s2, "c").lease_until_ms, Some(T + LEASE), "not r1's");
     assert_eq!(run(&s2, "d").lease_until_ms, None);
 
-    store
-        .cancel_execution("e2", T + 1, &cancel_only)
+    testing::cancel_execution(store, "e2", T + 1, &cancel_only)
         .await
         .unwrap()
         .expect("e2");
@@ -1498,7 +1461,9 @@ async fn reap_spares_the_callers_own_runs(db: Db) {
     assert_eq!(store.claim("r2", 1, T + 100, T).await.unwrap().len(), 1);
     // r1 knows its own attempt is alive: it reaps only r2's.
     assert_eq!(
-        store.reap_expired(T + 200, "r1", &planner).await.unwrap(),
+        testing::reap_expired(store, T + 200, "r1", &planner)
+            .await
+            .unwrap(),
         1
     );
     let s = snapshot(store, "e1").await;
@@ -1509,7 +1474,9 @@ async fn reap_spares_the_callers_own_runs(db: Db) {
         .collect();
     assert_eq!(held, [("a", Some("r1")), ("b", None)]);
     assert_eq!(
-        store.reap_expired(T + 200, "r2", &planner).await.unwrap(),
+        testing::reap_expired(store, T + 200, "r2", &planner)
+            .await
+            .unwrap(),
         1
     );
     assert!(
@@ -1534,8 +1501,7 @@ async fn stale_claim_of_the_same_runner_changes_nothing(db: Db) {
         .try_into()
         .expect("a");
     assert_eq!(
-        store
-            .reap_expired(T + 200, "reaper", &planner)
+        testing::reap_expired(store, T + 200, "reaper", &planner)
             .await
             .unwrap(),
         1
@@ -1544,10 +1510,14 @@ async fn stale_claim_of_the_same_runner_changes_nothing(db: Db) {
     assert_eq!((stale.attempts, live.attempts), (1, 1));
     assert_eq!((stale.number, live.number), (1, 2));
     // The old attempt's late end is not recorded over the live one.
-    let late = store
-        .finish_attempt(&end(&stale, "r1", succeeded(&stale)), T + 300, &planner)
-        .await
-        .unwrap();
+    let late = testing::finish_attempt(
+        store,
+        &end(&stale, "r1", succeeded(&stale)),
+        T + 300,
+        &planner,
+    )
+    .await
+    .unwrap();
     assert!(late.is_none());
     let a = run(&snapshot(store, "e1").await, "a").clone();
     assert_eq!(
@@ -1557,11 +1527,15 @@ async fn stale_claim_of_the_same_runner_changes_nothing(db: Db) {
     let attempts = store.attempts("e1", None).await.unwrap();
     assert_eq!(attempts[0].outcome.as_deref(), Some("interrupted"));
     assert_eq!(attempts[1].finished_at_ms, None);
-    let after = store
-        .finish_attempt(&end(&live, "r1", succeeded(&live)), T + 300, &planner)
-        .await
-        .unwrap()
-        .expect("the live attempt records");
+    let after = testing::finish_attempt(
+        store,
+        &end(&live, "r1", succeeded(&live)),
+        T + 300,
+        &planner,
+    )
+    .await
+    .unwrap()
+    .expect("the live attempt records");
     assert_eq!(after.execution.status, ExecutionStatus::Succeeded);
 }
 
@@ -1584,22 +1558,19 @@ async fn reap_expired_requeues_as_interrupted(db: Db) {
     assert_eq!(other[0].execution_id, "e2");
 
     assert_eq!(
-        store
-            .reap_expired(T + 100, "reaper", &planner)
+        testing::reap_expired(store, T + 100, "reaper", &planner)
             .await
             .unwrap(),
         0
     );
     assert_eq!(
-        store
-            .reap_expired(T + 101, "reaper", &planner)
+        testing::reap_expired(store, T + 101, "reaper", &planner)
             .await
             .unwrap(),
         2
     );
     assert_eq!(
-        store
-            .reap_expired(T + 102, "reaper", &planner)
+        testing::reap_expired(store, T + 102, "reaper", &planner)
             .await
             .unwrap(),
         0
@@ -1648,8 +1619,7 @@ async fn cancel_execution_semantics(db: Db) {
     )
     .await;
     let [a] = claim(store, "r1", 1, T).await.try_into().expect("a");
-    let after = store
-        .cancel_execution("e1", T + 5, &cancel_only)
+    let after = testing::cancel_execution(store, "e1", T + 5, &cancel_only)
         .await
         .unwrap()
         .expect("e1");
@@ -1666,37 +1636,34 @@ async fn cancel_execution_semantics(db: Db) {
     assert!(claim(store, "r2", 5, T + 5).await.is_empty());
 
     // Asking again changes nothing more.
-    let again = store
-        .cancel_execution("e1", T + 6, &cancel_only)
+    let again = testing::cancel_execution(store, "e1", T + 6, &cancel_only)
         .await
         .unwrap()
         .expect("e1");
     assert_eq!(statuses(&again), statuses(&after));
 
     // The running step ends (its runner stopped it): the execution is over.
-    let done = store
-        .finish_attempt(
-            &end(&a, "r1", AttemptResult::Cancelled),
-            T + 7,
-            &cancel_only,
-        )
-        .await
-        .unwrap()
-        .expect("recorded");
+    let done = testing::finish_attempt(
+        store,
+        &end(&a, "r1", AttemptResult::Cancelled),
+        T + 7,
+        &cancel_only,
+    )
+    .await
+    .unwrap()
+    .expect("recorded");
     assert_eq!(done.execution.status, ExecutionStatus::Cancelled);
     assert_eq!(done.execution.error.as_deref(), Some("cancelled"));
     assert_eq!(done.execution.finished_at_ms, Some(T + 7));
 
     // Cancelling a finished execution returns it unchanged.
-    let finished = store
-        .cancel_execution("e1", T + 8, &cancel_only)
+    let finished = testing::cancel_execution(store, "e1", T + 8, &cancel_only)
         .await
         .unwrap()
         .expect("e1");
     assert_eq!(finished.execution, done.execution);
     assert!(
-        store
-            .cancel_execution("nope", T, &cancel_only)
+        testing::cancel_execution(store, "nope", T, &cancel_only)
             .await
             .unwrap()
             .is_none()
@@ -1704,8 +1671,7 @@ async fn cancel_execution_semantics(db: Db) {
 
     // Nothing running: cancelled at once.
     execution(store, "e2", vec![ready("a", T), pending("b")]).await;
-    let after = store
-        .cancel_execution("e2", T + 9, &cancel_only)
+    let after = testing::cancel_execution(store, "e2", T + 9, &cancel_only)
         .await
         .unwrap()
         .expect("e2");
@@ -1721,13 +1687,11 @@ async fn cancel_execution_semantics(db: Db) {
     // A succeeded execution stays succeeded.
     execution(store, "e3", vec![ready("a", T)]).await;
     let [a] = claim(store, "r1", 1, T).await.try_into().expect("a");
-    store
-        .finish_attempt(&end(&a, "r1", succeeded(&a)), T + 1, &dag(&[], T))
+    testing::finish_attempt(store, &end(&a, "r1", succeeded(&a)), T + 1, &dag(&[], T))
         .await
         .unwrap()
         .expect("recorded");
-    let after = store
-        .cancel_execution("e3", T + 2, &cancel_only)
+    let after = testing::cancel_execution(store, "e3", T + 2, &cancel_only)
         .await
         .unwrap()
         .expect("e3");
@@ -1740,16 +1704,14 @@ async fn reaping_a_cancelled_execution_cancels_it(db: Db) {
     execution(store, "e1", vec![ready("a", T), pending("b")]).await;
     let claims = store.claim("dead", 1, T + 100, T).await.unwrap();
     assert_eq!(claims.len(), 1);
-    let after = store
-        .cancel_execution("e1", T + 1, &cancel_only)
+    let after = testing::cancel_execution(store, "e1", T + 1, &cancel_only)
         .await
         .unwrap()
         .expect("e1");
     assert_eq!(after.execution.status, ExecutionStatus::Running);
     // The runner died: its step comes back only to be cancelled.
     assert_eq!(
-        store
-            .reap_expired(T + 200, "reaper", &cancel_only)
+        testing::reap_expired(store, T + 200, "reaper", &cancel_only)
             .await
             .unwrap(),
         1
@@ -1781,8 +1743,7 @@ async fn list_executions_filters_and_order(db: Db) {
     let mut claimed = claim(store, "r1", 10, T + 20).await;
     claimed.retain(|c| c.execution_id == "e-d");
     let [d] = claimed.try_into().expect("e-d");
-    store
-        .finish_attempt(&end(&d, "r1", succeeded(&d)), T + 30, &dag(&[], T))
+    testing::finish_attempt(store, &end(&d, "r1", succeeded(&d)), T + 30, &dag(&[], T))
         .await
         .unwrap()
         .expect("recorded");
@@ -1854,8 +1815,7 @@ async fn attempts_listing_order_and_filter(db: Db) {
                 error: "again".into(),
                 not_before_ms: T + 10,
             };
-            store
-                .finish_attempt(&end(c, "r1", retry), T + 5, &planner)
+            testing::finish_attempt(store, &end(c, "r1", retry), T + 5, &planner)
                 .await
                 .unwrap()
                 .expect("recorded");
@@ -1917,8 +1877,7 @@ async fn sibling_finishes_serialize_their_planning(db: Db) {
     let finish = |store: Arc<dyn Store>, c: Claim| {
         tokio::spawn(async move {
             let planner = dag(&[("c", &["a", "b"])], T + 1);
-            store
-                .finish_attempt(&end(&c, "r1", succeeded(&c)), T + 1, &planner)
+            testing::finish_attempt(&*store, &end(&c, "r1", succeeded(&c)), T + 1, &planner)
                 .await
                 .expect("finish")
                 .expect("recorded");
@@ -2002,8 +1961,7 @@ async fn hosts_share_work_and_recover_a_dead_hosts_runs(db: Db) {
                     } else {
                         succeeded(c)
                     };
-                    store
-                        .finish_attempt(&end(c, &host, result), NOW, &planner)
+                    testing::finish_attempt(&*store, &end(c, &host, result), NOW, &planner)
                         .await
                         .expect("finish")
                         .expect("the claim holds");
@@ -2012,8 +1970,7 @@ async fn hosts_share_work_and_recover_a_dead_hosts_runs(db: Db) {
                     .renew_leases(&host, &[], 1_000_000)
                     .await
                     .expect("renew");
-                store
-                    .reap_expired(NOW, &host, &planner)
+                testing::reap_expired(&*store, NOW, &host, &planner)
                     .await
                     .expect("reap");
                 if claims.is_empty() {
@@ -2071,8 +2028,7 @@ async fn guest_text_with_nul_is_stored(db: Db) {
     record.stdout = "out\0put".into();
     record.stderr = "\0".into();
     record.logs = json!([{ "level": "info", "message": "nul \u{0} inside" }]);
-    let after = store
-        .finish_attempt(&record, T + 1, &dag(&[], T))
+    let after = testing::finish_attempt(store, &record, T + 1, &dag(&[], T))
         .await
         .expect("text with NUL is stored")
         .expect("recorded");
@@ -2251,7 +2207,9 @@ async fn postgres_tenants_are_isolated() {
                 "b cannot claim a's work"
             );
             assert_eq!(
-                b.reap_expired(i64::MAX, "rb", &cancel_only).await.unwrap(),
+                testing::reap_expired(&*b, i64::MAX, "rb", &cancel_only)
+                    .await
+                    .unwrap(),
                 0
             );
             // The same execution id in the other tenant is independent.

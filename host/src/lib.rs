@@ -47,6 +47,8 @@ pub mod workflow;
 
 #[doc(hidden)]
 pub mod cli;
+#[doc(hidden)]
+pub mod testing;
 
 pub use error::RunnerError;
 pub use runner::{

@@ -12,7 +12,7 @@ use tokio_util::sync::CancellationToken;
 use crate::error::RunnerError;
 pub use crate::runtime::DeferPolicy;
 use crate::runtime::{
-    Catalog, DrainReport, Progress, RuntimeConfig, Shared, batch, fire_due, planner,
+    Catalog, DrainReport, Progress, RuntimeConfig, Shared, batch, commit, fire_due, planner,
     progress::ExecutionProgress, run_executor, run_lease_keeper, run_scheduler,
 };
 use crate::sandbox::{Grants, Limits, PluginInfo, Sandbox, SandboxConfig};
@@ -955,9 +955,7 @@ impl Runner {
 }
 
 async fn cancel(shared: &Shared, id: &str) -> Result<Snapshot, RunnerError> {
-    let snapshot = shared
-        .store
-        .cancel_execution(id, now_ms(), &planner::cancel_only)
+    let snapshot = commit::cancel(&*shared.store, id, now_ms(), &planner::cancel_only)
         .await?
         .ok_or_else(|| RunnerError::UnknownExecution(id.to_owned()))?;
     shared.cancel_local(id);

@@ -1,20 +1,16 @@
 //! The writes of a runner and how a batch of them is written: every
 //! execution submitted, attempt end and claim queued while the last
-//! transaction committed go to [`Store::write`] together. On a store with
+//! transaction committed go to [`commit`] together. On a store with
 //! one writer (SQLite) all three kinds share one queue, so one transaction
 //! carries a whole pipeline's writes; elsewhere each kind has a queue of
 //! its own (see `Shared::write`).
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use tokio_util::sync::CancellationToken;
 
-use super::planner;
-use crate::store::{
-    AttemptEnd, Claim, ClaimRequest, Finish, NewExecution, Plan, Snapshot, Store, StoreError,
-    WriteBatch, now_ms,
-};
+use super::commit::{self, Batch, ClaimRequest, EndToRecord, PlanBy};
+use crate::store::{AttemptEnd, Claim, NewExecution, Plan, Snapshot, Store, StoreError, now_ms};
 use crate::workflow::Workflow;
 
 /// Decides step changes from an execution's snapshot (owned: it may run in
@@ -24,9 +20,8 @@ pub(crate) type OwnedPlanner = Arc<dyn Fn(&Snapshot) -> Plan + Send + Sync>;
 /// What decides the steps that follow an attempt end.
 #[derive(Clone)]
 pub(crate) enum EndPlanner {
-    /// The workflow's own rules ([`planner::plan`]). The ends of one
-    /// execution in a batch share one such planner, so a store that
-    /// records them all first plans the execution once, not once per end.
+    /// The workflow's own rules: run once per execution in a batch,
+    /// however many of its ends it holds (see [`commit`]).
     Workflow(Arc<Workflow>),
     /// Anything else, run for this end alone.
     Custom(OwnedPlanner),
@@ -55,8 +50,8 @@ pub(crate) enum Write {
 /// What became of a [`Write`], of the same kind.
 pub(crate) enum WriteResult {
     Created(Result<(), StoreError>, Ready),
-    /// See [`Store::finish_attempts`]: ends of one execution in a batch
-    /// share its snapshot.
+    /// See [`commit::Committed`]: ends of one execution in a batch share
+    /// its snapshot.
     Recorded(Result<Option<Arc<Snapshot>>, StoreError>, Ready),
     Claimed(Result<Vec<Claim>, StoreError>),
 }
@@ -73,11 +68,10 @@ pub(crate) enum Ready {
     MaybeLeft,
 }
 
-/// Writes `batch` through [`Store::write`]: every execution, attempt end
-/// and (first) claim queued while the last transaction committed, in one
-/// transaction. When a part fails, its items are written one by one, so one
-/// bad item cannot fail the others. Once `stop_claiming` is cancelled,
-/// claims take nothing.
+/// Writes `batch` (see [`commit::commit_or_each`]): every execution,
+/// attempt end and (first) claim queued while the last transaction
+/// committed, in one transaction. Once `stop_claiming` is cancelled, claims
+/// take nothing.
 pub(crate) async fn write(
     store: Arc<dyn Store>,
     batch: Vec<Write>,
@@ -103,15 +97,14 @@ pub(crate) async fn write(
             }
         })
         .collect();
-    let workflow_planners = workflow_planners(&ends);
-    let finishes: Vec<Finish<'_>> = ends
+    let to_record: Vec<EndToRecord<'_>> = ends
         .iter()
-        .map(|q| Finish {
+        .map(|q| EndToRecord {
             end: &q.end,
             now_ms: q.now_ms,
-            planner: match &q.planner {
-                EndPlanner::Workflow(_) => &*workflow_planners[q.end.claim.execution_id.as_str()],
-                EndPlanner::Custom(planner) => &**planner,
+            plan_by: match &q.planner {
+                EndPlanner::Workflow(workflow) => PlanBy::Workflow(workflow),
+                EndPlanner::Custom(planner) => PlanBy::Custom(&**planner),
             },
         })
         .collect();
@@ -128,89 +121,56 @@ pub(crate) async fn write(
     let mut claims = claims.iter().filter(|_| claiming);
     let first_claim = claims.next();
     let started = std::time::Instant::now();
-    let written = store
-        .write(WriteBatch {
-            creates: &creates,
-            now_ms: now,
-            finishes: &finishes,
-            claim: first_claim,
-        })
-        .await;
+    let batch = Batch {
+        creates: &creates,
+        now_ms: now,
+        ends: &to_record,
+        claim: first_claim,
+    };
+    let outcome = commit::commit_or_each(&*store, &batch).await;
     tracing::debug!(
         creates = creates.len(),
         ends = ends.len(),
         claims = claims_asked,
+        together = outcome.together,
         micros = started.elapsed().as_micros(),
         "batch written"
     );
-    let ready = match (&written.claimed, first_claim) {
+    // The steps the batch made ready were all taken if its claim ran in
+    // the same transaction and took fewer than it asked for.
+    let ready = match (&outcome.claimed, first_claim) {
         (Ok(taken), Some(asked))
-            if taken.len() < usize::try_from(asked.max).unwrap_or(usize::MAX) =>
+            if outcome.together
+                && taken.len() < usize::try_from(asked.max).unwrap_or(usize::MAX) =>
         {
             Ready::Taken
         }
         _ => Ready::MaybeLeft,
     };
-    // Items of a part that failed together are written again one by one,
-    // after the claim.
-    let ready_if = |ok: bool| if ok { ready } else { Ready::MaybeLeft };
-    let (created_ready, recorded_ready) = (
-        ready_if(written.created.is_ok()),
-        ready_if(written.finished.is_ok()),
-    );
-    let mut created = created_each(&*store, &creates, now, written.created)
-        .await
-        .into_iter();
-    let mut recorded = recorded_each(&*store, &finishes, written.finished)
-        .await
-        .into_iter();
-    let mut claimed = vec![written.claimed];
+    let mut created = outcome.created.into_iter();
+    let mut recorded = outcome.finished.into_iter();
+    let mut claimed = vec![outcome.claimed];
     // Only the claim loop claims, one claim at a time: a second one in a
     // batch is unexpected, but is served too.
     for claim in claims {
-        let alone = WriteBatch {
+        let alone = Batch {
             claim: Some(claim),
-            ..WriteBatch::default()
+            ..Batch::default()
         };
-        claimed.push(store.write(alone).await.claimed);
+        claimed.push(commit::commit(&*store, &alone).await.map(|c| c.claimed));
     }
     let mut claimed = claimed.into_iter();
     kinds
         .into_iter()
         .map(|kind| match kind {
-            Kind::Create => WriteResult::Created(
-                created.next().unwrap_or_else(|| Err(missing())),
-                created_ready,
-            ),
-            Kind::End => WriteResult::Recorded(
-                recorded.next().unwrap_or_else(|| Err(missing())),
-                recorded_ready,
-            ),
+            Kind::Create => {
+                WriteResult::Created(created.next().unwrap_or_else(|| Err(missing())), ready)
+            }
+            Kind::End => {
+                WriteResult::Recorded(recorded.next().unwrap_or_else(|| Err(missing())), ready)
+            }
             // A claim after the stop took nothing.
             Kind::Claim => WriteResult::Claimed(claimed.next().unwrap_or_else(|| Ok(Vec::new()))),
-        })
-        .collect()
-}
-
-/// One workflow planner per execution with ends in `ends`, at the time of
-/// its last end (the time only stamps the steps it makes ready).
-fn workflow_planners(ends: &[QueuedEnd]) -> HashMap<&str, OwnedPlanner> {
-    let mut latest: HashMap<&str, (&Arc<Workflow>, i64)> = HashMap::new();
-    for queued in ends {
-        if let EndPlanner::Workflow(workflow) = &queued.planner {
-            let at = latest
-                .entry(&queued.end.claim.execution_id)
-                .or_insert((workflow, queued.now_ms));
-            *at = (workflow, at.1.max(queued.now_ms));
-        }
-    }
-    latest
-        .into_iter()
-        .map(|(id, (workflow, now_ms))| {
-            let workflow = workflow.clone();
-            let planner: OwnedPlanner =
-                Arc::new(move |snapshot: &Snapshot| planner::plan(&workflow, snapshot, now_ms));
-            (id, planner)
         })
         .collect()
 }
@@ -222,55 +182,11 @@ enum Kind {
     Claim,
 }
 
-/// A store returned fewer results than items (a bug in the store).
+/// The batch returned fewer results than items (a bug).
 fn missing() -> StoreError {
     StoreError::Corrupt {
         what: "batch result",
-        reason: "the store returned fewer results than writes".into(),
-    }
-}
-
-/// One result per execution of `batch`, created (all or none) with the
-/// result `together`; if that failed, each is created on its own.
-async fn created_each(
-    store: &dyn Store,
-    batch: &[NewExecution],
-    now_ms: i64,
-    together: Result<(), StoreError>,
-) -> Vec<Result<(), StoreError>> {
-    match together {
-        Ok(()) => batch.iter().map(|_| Ok(())).collect(),
-        Err(error) if batch.len() == 1 => vec![Err(error)],
-        Err(error) => {
-            tracing::warn!(%error, executions = batch.len(), "creating a batch failed; creating its executions one by one");
-            let mut results = Vec::with_capacity(batch.len());
-            for new in batch {
-                results.push(store.create_execution(new, now_ms).await);
-            }
-            results
-        }
-    }
-}
-
-/// One result per end of `batch`, recorded (all or none) with the result
-/// `together`; if that failed, each is recorded on its own.
-async fn recorded_each(
-    store: &dyn Store,
-    batch: &[Finish<'_>],
-    together: Result<Vec<Option<Arc<Snapshot>>>, StoreError>,
-) -> Vec<Result<Option<Arc<Snapshot>>, StoreError>> {
-    match together {
-        Ok(after) => after.into_iter().map(Ok).collect(),
-        Err(error) if batch.len() == 1 => vec![Err(error)],
-        Err(error) => {
-            tracing::warn!(%error, ends = batch.len(), "recording a batch failed; recording its ends one by one");
-            let mut results = Vec::with_capacity(batch.len());
-            for f in batch {
-                let after = store.finish_attempt(f.end, f.now_ms, f.planner).await;
-                results.push(after.map(|after| after.map(Arc::new)));
-            }
-            results
-        }
+        reason: "the batch returned fewer results than writes".into(),
     }
 }
 

@@ -10,7 +10,8 @@ use tokio::time::{Instant, sleep, sleep_until};
 use super::Shared;
 use super::attempt::{Halted, run_claim};
 use super::batch::{Write, WriteResult};
-use crate::store::{ClaimRequest, Wakeup, now_ms};
+use super::commit::ClaimRequest;
+use crate::store::{Wakeup, now_ms};
 
 /// What draining the in-flight attempts came to.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

@@ -7,7 +7,7 @@ use std::sync::atomic::Ordering;
 
 use tokio::time::{MissedTickBehavior, interval};
 
-use super::{Shared, planner};
+use super::{Shared, commit, planner};
 use crate::store::now_ms;
 
 pub(crate) async fn run_lease_keeper(shared: Arc<Shared>) {
@@ -37,10 +37,13 @@ pub(crate) async fn run_lease_keeper(shared: Arc<Shared>) {
         }
         heartbeat(&shared, period).await;
         halt_lost(&shared, running).await;
-        match shared
-            .store
-            .reap_expired(now_ms(), &shared.runner_id, &planner::cancel_only)
-            .await
+        match commit::reap(
+            &*shared.store,
+            now_ms(),
+            &shared.runner_id,
+            &planner::cancel_only,
+        )
+        .await
         {
             Ok(0) => {}
             Ok(n) => {

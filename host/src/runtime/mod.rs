@@ -8,6 +8,7 @@
 mod attempt;
 pub(crate) mod batch;
 mod catalog;
+pub(crate) mod commit;
 mod executor;
 pub(crate) mod group_commit;
 mod leases;

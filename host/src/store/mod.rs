@@ -1,16 +1,21 @@
-//! Persistence: one [`Store`] trait, implemented on SQLite (the embedded
+//! Persistence: the [`Store`] trait, implemented on SQLite (the embedded
 //! default) and PostgreSQL (several hosts sharing the work, tenants as
 //! schemas).
+//!
+//! The writes that move executions forward are not store methods but
+//! transactions the runtime drives through the primitives of [`engine`]
+//! (lock, record ends, load, apply, claim): the store keeps rows, the
+//! runtime plans, and one algorithm runs on both databases.
 //!
 //! Queries are checked at run time (no database is needed to compile) and
 //! migrations are embedded in the binary and applied on connect.
 
+pub mod engine;
 mod pins;
 mod postgres;
 mod records;
 mod sqlite;
 mod transient;
-mod write;
 
 use std::sync::Arc;
 
@@ -19,6 +24,7 @@ use serde_json::Value;
 
 use crate::sandbox::PluginInfo;
 
+pub use engine::Engine;
 pub use postgres::PostgresStore;
 pub use records::{
     Applied, AttemptEnd, AttemptRecord, AttemptResult, Claim, ExecutionFilter, ExecutionRecord,
@@ -27,7 +33,6 @@ pub use records::{
     WorkflowRecord,
 };
 pub use sqlite::SqliteStore;
-pub use write::{ClaimRequest, WriteBatch, Written};
 
 /// A wake-up that another runner sent through the database.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -48,29 +53,6 @@ pub trait Wakeups: Send {
 
 /// The rest of closing a pool: see [`Store::close`].
 pub type ClosePool = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + 'static>>;
-
-/// Decides step changes from an execution's snapshot; see [`Store::finish_attempt`].
-pub type Planner<'a> = &'a (dyn Fn(&Snapshot) -> Plan + Send + Sync);
-
-/// One attempt end to record: see [`Store::finish_attempts`].
-#[derive(Clone, Copy)]
-pub struct Finish<'a> {
-    /// How the attempt ended.
-    pub end: &'a AttemptEnd,
-    /// When (ms since the Unix epoch).
-    pub now_ms: i64,
-    /// Decides what follows from the execution's state after this end.
-    pub planner: Planner<'a>,
-}
-
-impl std::fmt::Debug for Finish<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Finish")
-            .field("end", self.end)
-            .field("now_ms", &self.now_ms)
-            .finish_non_exhaustive()
-    }
-}
 
 /// How long a runner may be silent before [`Store::heartbeat`] forgets it
 /// (10 minutes).
@@ -209,9 +191,11 @@ pub enum Added {
     Unchanged,
 }
 
-/// Everything Corral keeps. Every method commits before it returns.
+/// Everything Corral keeps. Every method commits before it returns; the
+/// engine's writes, which move executions forward, are transactions the
+/// runtime drives (see [`Engine`]).
 #[async_trait::async_trait]
-pub trait Store: Send + Sync + 'static {
+pub trait Store: Engine + Send + Sync + 'static {
     /// Registers a plugin's bytes under `info.name@info.version`.
     async fn add_plugin(
         &self,
@@ -299,32 +283,6 @@ pub trait Store: Send + Sync + 'static {
     /// The latest version of every workflow, by name.
     async fn list_workflows(&self) -> Result<Vec<WorkflowRecord>, StoreError>;
 
-    /// Creates an execution and its task runs in one transaction.
-    async fn create_execution(&self, new: &NewExecution, now_ms: i64) -> Result<(), StoreError> {
-        self.create_executions(std::slice::from_ref(new), now_ms)
-            .await
-    }
-
-    /// [`create_execution`](Store::create_execution) for several executions
-    /// in one transaction (one commit, so one disk sync, for all). All or
-    /// nothing: on an error none is created.
-    async fn create_executions(
-        &self,
-        batch: &[NewExecution],
-        now_ms: i64,
-    ) -> Result<(), StoreError>;
-
-    /// Claims up to `max` ready task runs whose backoff has passed, for
-    /// `runner_id`, with a lease until `lease_until_ms`, and records the
-    /// start of an attempt for each.
-    async fn claim(
-        &self,
-        runner_id: &str,
-        max: u32,
-        lease_until_ms: i64,
-        now_ms: i64,
-    ) -> Result<Vec<Claim>, StoreError>;
-
     /// Extends the lease of the task runs `runs` (`(execution id, step
     /// id)`) that `runner_id` holds to `lease_ms` past the moment the update
     /// runs (the database's clock, so time spent waiting for a lock does
@@ -354,83 +312,6 @@ pub trait Store: Send + Sync + 'static {
     /// A runner compares them with the attempts it runs to find claims it
     /// lost (its lease expired and another runner took the step).
     async fn held_claims(&self, runner_id: &str) -> Result<Vec<(String, String)>, StoreError>;
-
-    /// Records the end of an attempt and applies what `planner` decides,
-    /// in one transaction. Returns `None` without changing anything if the
-    /// runner no longer holds the claim (its lease expired and the task run
-    /// went to another runner).
-    async fn finish_attempt(
-        &self,
-        end: &AttemptEnd,
-        now_ms: i64,
-        planner: Planner<'_>,
-    ) -> Result<Option<Snapshot>, StoreError> {
-        let finish = Finish {
-            end,
-            now_ms,
-            planner,
-        };
-        let mut after = self.finish_attempts(std::slice::from_ref(&finish)).await?;
-        Ok(after.pop().flatten().map(Arc::unwrap_or_clone))
-    }
-
-    /// [`finish_attempt`](Store::finish_attempt) for several attempt ends in
-    /// one transaction (one commit, so one disk sync, for all). Each end's
-    /// re-plan sees the ends recorded before it (the store picks the order:
-    /// PostgreSQL locks executions in id order; SQLite records every end,
-    /// then re-plans each execution once, running its planners in turn).
-    /// Returns one result per end, in the order given: its execution after
-    /// the end, which may already show later ends of the same batch (ends
-    /// of one execution may then share one snapshot). All or nothing: on an
-    /// error nothing is recorded.
-    ///
-    /// Planners must be idempotent: run again on the state their own plan
-    /// made, they decide nothing new. One planner given for several ends of
-    /// an execution may then run once for all of them (SQLite does so).
-    async fn finish_attempts(
-        &self,
-        batch: &[Finish<'_>],
-    ) -> Result<Vec<Option<Arc<Snapshot>>>, StoreError>;
-
-    /// Whether [`write`](Store::write) batches of every kind together pay
-    /// off: true for a store with one writer (SQLite), where every
-    /// transaction waits for the one before; false (the default) for one
-    /// whose connections commit side by side (PostgreSQL).
-    fn commits_writes_together(&self) -> bool {
-        false
-    }
-
-    /// Creates executions, records attempt ends, then claims (see
-    /// [`create_executions`](Store::create_executions),
-    /// [`finish_attempts`](Store::finish_attempts) and [`claim`](Store::claim)):
-    /// in one transaction, so one commit (one disk sync) for all, where the
-    /// store can (both stores here can; the default writes each part in a
-    /// transaction of its own). Each part is all or nothing and has its own
-    /// result: if the whole fails, a store retries the parts one by one.
-    async fn write(&self, batch: WriteBatch<'_>) -> Written {
-        write::separately(self, batch).await
-    }
-
-    /// Returns task runs whose lease expired before `now_ms` to the queue,
-    /// recording their attempts as interrupted, except those of
-    /// `except_runner` (the caller knows its own attempts are alive).
-    /// Returns how many.
-    async fn reap_expired(
-        &self,
-        now_ms: i64,
-        except_runner: &str,
-        planner: Planner<'_>,
-    ) -> Result<u64, StoreError>;
-
-    /// Asks for an execution to be cancelled: steps not yet running are
-    /// cancelled at once; running ones end when their runner stops them.
-    /// Returns the execution after the change, `None` if there is no such id.
-    async fn cancel_execution(
-        &self,
-        id: &str,
-        now_ms: i64,
-        planner: Planner<'_>,
-    ) -> Result<Option<Snapshot>, StoreError>;
 
     /// An execution with its task runs.
     async fn execution(&self, id: &str) -> Result<Option<Snapshot>, StoreError>;

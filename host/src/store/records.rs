@@ -219,7 +219,7 @@ pub struct NewExecution {
 }
 
 impl NewExecution {
-    /// The execution as [`Store::create_execution`](super::Store::create_execution)
+    /// The execution as [`Engine::create_execution`](super::Engine::create_execution)
     /// stores it at `now_ms`, without reading it back.
     pub(crate) fn snapshot(&self, now_ms: i64) -> Snapshot {
         let mut runs: Vec<TaskRunRecord> = self
@@ -296,6 +296,25 @@ pub enum StepChange {
 }
 
 impl StepChange {
+    /// The task run's row when an execution is created with this change:
+    /// its status, its input (JSON text) and its `not_before`.
+    pub(crate) fn first_row(&self) -> (TaskRunStatus, Option<String>, i64) {
+        match self {
+            StepChange::Pending { .. } => (TaskRunStatus::Pending, None, 0),
+            StepChange::Ready {
+                input,
+                not_before_ms,
+                ..
+            } => (
+                TaskRunStatus::Ready,
+                Some(Value::Object(input.clone()).to_string()),
+                *not_before_ms,
+            ),
+            StepChange::Skipped { .. } => (TaskRunStatus::Skipped, None, 0),
+            StepChange::Cancelled { .. } => (TaskRunStatus::Cancelled, None, 0),
+        }
+    }
+
     /// The step it changes.
     pub fn step_id(&self) -> &str {
         match self {

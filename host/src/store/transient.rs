@@ -15,6 +15,21 @@ impl StoreError {
             _ => false,
         }
     }
+
+    /// Whether the database aborted the transaction because it collided
+    /// with another (a deadlock victim or a serialization failure): the
+    /// whole transaction may be tried again at once, from its start.
+    pub fn is_conflict(&self) -> bool {
+        match self {
+            StoreError::Query {
+                source: sqlx::Error::Database(error),
+                ..
+            } => error
+                .code()
+                .is_some_and(|code| matches!(&*code, "40001" | "40P01")),
+            _ => false,
+        }
+    }
 }
 
 fn is_transient(error: &sqlx::Error) -> bool {

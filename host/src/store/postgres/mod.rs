@@ -11,13 +11,15 @@
 //! 2. `task_runs` rows, by `(execution_id, step_id)`;
 //! 3. `attempts` rows.
 //!
-//! Everything that re-plans an execution (`finish_attempt`,
-//! `cancel_execution`, `reap_expired`) first locks the execution row, then
-//! all its task runs, and only then reads the snapshot it hands to the
-//! planner: two runners finishing sibling steps serialize, and a claim cannot
-//! slip in between the snapshot and the plan. `claim` takes ready task runs
-//! with `FOR UPDATE SKIP LOCKED`, so it never waits and two claimers never
-//! get the same run. `renew_leases` locks its runs in key order.
+//! Every engine transaction that re-plans executions (attempt ends, a
+//! cancel, the reaper; see [`super::engine`]) first locks the execution
+//! rows, then all their task runs, and only then reads the snapshots the
+//! runtime plans on: two runners finishing sibling steps serialize, and a
+//! claim cannot slip in between the snapshot and the plan. A claim takes
+//! ready task runs with `FOR UPDATE SKIP LOCKED`, so it never waits and two
+//! claimers never get the same run. `renew_leases` locks its runs in key
+//! order. A transaction aborted as a deadlock victim or a serialization
+//! failure is [`StoreError::is_conflict`]: the runtime tries it again.
 //!
 //! Guest-produced text (stdout, stderr, error messages) is stored with NUL
 //! characters replaced by U+FFFD: PostgreSQL `TEXT` cannot hold NUL.
@@ -29,6 +31,7 @@
 //! a cancel) is delivered when it commits. Runners still poll slowly, in
 //! case a notification is lost with a connection.
 
+mod engine;
 mod executions;
 mod plugins;
 mod schedules;
@@ -36,26 +39,21 @@ mod workflows;
 
 use std::borrow::Cow;
 use std::str::FromStr;
-use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::Connection;
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
 
 use super::{
-    Added, Applied, AttemptRecord, Claim, ClaimRequest, ClosePool, ExecutionFilter,
-    ExecutionRecord, Finish, NewExecution, NewWorkflow, Planner, PluginPin, PluginRecord, Snapshot,
-    Store, StoreError, Wakeup, Wakeups, WorkflowOwner, WorkflowRecord, WriteBatch, Written,
+    Added, Applied, AttemptRecord, ClosePool, ExecutionFilter, ExecutionRecord, NewWorkflow,
+    PluginPin, PluginRecord, Snapshot, Store, StoreError, Wakeup, Wakeups, WorkflowOwner,
+    WorkflowRecord,
 };
 use crate::sandbox::PluginInfo;
 use crate::store::{ScheduleFire, ScheduleRecord};
 
 /// Most connections one store opens.
 const MAX_CONNECTIONS: u32 = 8;
-
-/// How often a transaction that PostgreSQL aborted as a deadlock victim or
-/// a serialization failure is tried in all.
-const TRIES: u32 = 3;
 
 /// The schema used without a tenant.
 const DEFAULT_SCHEMA: &str = "public";
@@ -187,27 +185,6 @@ impl PostgresStore {
     pub fn schema(&self) -> &str {
         &self.schema
     }
-
-    /// Runs `attempt` again when PostgreSQL aborted it as a deadlock victim
-    /// or for a serialization failure; every attempt is its own transaction.
-    async fn retrying<T, F, Fut>(&self, mut attempt: F) -> Result<T, StoreError>
-    where
-        F: FnMut() -> Fut,
-        Fut: Future<Output = Result<T, StoreError>>,
-    {
-        let mut tries = 1;
-        loop {
-            match attempt().await {
-                Err(StoreError::Query { source, .. })
-                    if tries < TRIES && has_sql_state(&source, &["40P01", "40001"]) =>
-                {
-                    tries += 1;
-                    tokio::time::sleep(Duration::from_millis(5 * u64::from(tries))).await;
-                }
-                result => return result,
-            }
-        }
-    }
 }
 
 /// `name` as a quoted SQL identifier.
@@ -306,25 +283,6 @@ impl Store for PostgresStore {
         PostgresStore::list_workflows(self).await
     }
 
-    async fn create_executions(
-        &self,
-        batch: &[NewExecution],
-        now_ms: i64,
-    ) -> Result<(), StoreError> {
-        PostgresStore::create_executions(self, batch, now_ms).await
-    }
-
-    async fn claim(
-        &self,
-        runner_id: &str,
-        max: u32,
-        lease_until_ms: i64,
-        now_ms: i64,
-    ) -> Result<Vec<Claim>, StoreError> {
-        let request = ClaimRequest::new(runner_id, max, lease_until_ms, now_ms);
-        PostgresStore::claim(self, &request).await
-    }
-
     async fn renew_leases(
         &self,
         runner_id: &str,
@@ -391,36 +349,6 @@ impl Store for PostgresStore {
         .fetch_all(&self.pool)
         .await
         .map_err(query_err("listing held claims"))
-    }
-
-    async fn finish_attempts(
-        &self,
-        batch: &[Finish<'_>],
-    ) -> Result<Vec<Option<Arc<Snapshot>>>, StoreError> {
-        PostgresStore::finish_attempts(self, batch).await
-    }
-
-    async fn write(&self, batch: WriteBatch<'_>) -> Written {
-        let together = self.write_together(batch).await;
-        super::write::or_separately(self, batch, together).await
-    }
-
-    async fn reap_expired(
-        &self,
-        now_ms: i64,
-        except_runner: &str,
-        planner: Planner<'_>,
-    ) -> Result<u64, StoreError> {
-        PostgresStore::reap_expired(self, now_ms, except_runner, planner).await
-    }
-
-    async fn cancel_execution(
-        &self,
-        id: &str,
-        now_ms: i64,
-        planner: Planner<'_>,
-    ) -> Result<Option<Snapshot>, StoreError> {
-        PostgresStore::cancel_execution(self, id, now_ms, planner).await
     }
 
     async fn execution(&self, id: &str) -> Result<Option<Snapshot>, StoreError> {

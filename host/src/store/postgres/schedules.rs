@@ -3,7 +3,7 @@
 use sqlx::Row;
 use sqlx::postgres::PgRow;
 
-use super::executions::insert_execution;
+use super::engine::insert_executions;
 use super::{PostgresStore, query_err};
 use crate::store::{Applied, ScheduleFire, ScheduleRecord, StoreError};
 
@@ -132,7 +132,7 @@ impl PostgresStore {
             return Ok(false);
         }
         if let Some(new) = &fire.execution {
-            insert_execution(&mut tx, new, now_ms).await?;
+            insert_executions(&mut tx, std::slice::from_ref(new), now_ms).await?;
             sqlx::query("UPDATE executions SET schedule = $1, fire_time = $2 WHERE id = $3")
                 .bind(&fire.schedule)
                 .bind(fire.fire_time_ms)

@@ -1,23 +1,13 @@
 //! Claims: the ready task runs a runner takes, each with a lease and a new
 //! attempt row, in two statements whatever the batch's size.
 
+use sqlx::Row;
 use sqlx::sqlite::SqliteRow;
-use sqlx::{Row, SqliteConnection};
 
 use super::executions::opt_object;
 use super::{bulk, query_err};
 use crate::store::pins::pins;
-use crate::store::{Claim, ClaimRequest, StoreError};
-
-/// Claims ready task runs inside the caller's transaction.
-pub(super) async fn claim(
-    conn: &mut SqliteConnection,
-    request: &ClaimRequest,
-) -> Result<Vec<Claim>, StoreError> {
-    let mut query = bulk::Statements::default();
-    push_claim(&mut query, request);
-    claims_from(&query.run(conn, CLAIMING).await?)
-}
+use crate::store::{Claim, StoreError};
 
 const CLAIMING: &str = "claiming task runs";
 
@@ -26,24 +16,20 @@ const CLAIMING: &str = "claiming task runs";
 ///
 /// The first claims the batch and returns what each claim needs (its
 /// workflow version too); the second records an attempt for each run it
-/// claimed: those held by this runner, stamped now, whose attempt number
-/// has no attempt yet (a claim numbers its attempt one past the last
-/// recorded one).
-pub(super) fn push_claim<'a>(query: &mut bulk::Statements<'a>, request: &'a ClaimRequest) {
-    let ClaimRequest {
-        runner_id,
-        max,
-        lease_until_ms,
-        now_ms,
-    } = request;
+/// claimed, keyed by `(execution, step, attempt number)`: the runs this
+/// runner holds whose attempt number has no attempt row yet. Only a claim
+/// of this transaction can leave such a run: a claim numbers its attempt
+/// one past the last recorded one and records it in the same transaction.
+pub(super) fn push_claim<'a>(
+    query: &mut bulk::Statements<'a>,
+    runner_id: &'a str,
+    max: u32,
+    lease_until_ms: i64,
+    now_ms: i64,
+) {
     query.push_iter(
         "WITH p(runner, lease_until, now, max) AS (",
-        [(
-            runner_id.as_str(),
-            *lease_until_ms,
-            *now_ms,
-            i64::from(*max),
-        )],
+        [(runner_id, lease_until_ms, now_ms, i64::from(max))],
         ") UPDATE task_runs
              SET status = 'running', claimed_by = (SELECT runner FROM p),
                  lease_until = (SELECT lease_until FROM p), attempts = attempts + 1,
@@ -71,11 +57,11 @@ pub(super) fn push_claim<'a>(query: &mut bulk::Statements<'a>, request: &'a Clai
     );
     query.push_iter(
         "WITH p(runner, now) AS (",
-        [(runner_id.as_str(), *now_ms)],
+        [(runner_id, now_ms)],
         ") INSERT INTO attempts (execution_id, step_id, number, runner_id, started_at)
            SELECT t.execution_id, t.step_id, t.attempt_number, p.runner, p.now
            FROM p JOIN task_runs t
-             ON t.status = 'running' AND t.claimed_by = p.runner AND t.updated_at = p.now
+             ON t.status = 'running' AND t.claimed_by = p.runner
            WHERE NOT EXISTS (SELECT 1 FROM attempts a
                              WHERE a.execution_id = t.execution_id
                                AND a.step_id = t.step_id AND a.number = t.attempt_number)",

@@ -1,25 +1,21 @@
-//! Executions, task runs, attempts: creation, the batch write of new
-//! executions, attempt ends and a claim (claims themselves are in
-//! [`super::claim`]), reads, cancellation and the lease reaper.
+//! Executions, task runs, attempts: row decoding, inserting new
+//! executions, leases, heartbeats and reads. The engine's writes are in
+//! [`super::engine`].
 //!
 //! Every write transaction starts with `BEGIN IMMEDIATE`: a deferred
 //! transaction that reads first and writes later can fail with
 //! `SQLITE_BUSY` instead of waiting when another writer got in between.
 
-use std::sync::Arc;
-
 use sqlx::sqlite::SqliteRow;
 use sqlx::{Row, SqliteConnection};
 
-use super::claim::{claim, claims_from, push_claim};
-use super::replan::{self, Replan, load_snapshot};
-use super::{SqliteStore, bulk, finish, query_err};
+use super::engine::load_snapshots;
+use super::{SqliteStore, bulk, query_err};
 use crate::store::RUNNER_FORGOTTEN_MS;
 use crate::store::pins::{pins, pins_text};
 use crate::store::{
-    AttemptRecord, Claim, ClaimRequest, ExecutionFilter, ExecutionRecord, ExecutionStatus, Finish,
-    NewExecution, Object, Planner, Snapshot, StepChange, StoreError, TaskRunRecord, WriteBatch,
-    Written,
+    AttemptRecord, ExecutionFilter, ExecutionRecord, ExecutionStatus, NewExecution, Object,
+    Snapshot, StoreError, TaskRunRecord,
 };
 
 fn corrupt(what: &'static str) -> impl FnOnce(serde_json::Error) -> StoreError {
@@ -161,23 +157,10 @@ fn push_inserts<'a>(query: &mut bulk::Statements<'a>, batch: &'a [NewExecution],
         runs,
         "",
         |mut row, (execution_id, step)| {
-            let (status, input, not_before) = match step {
-                StepChange::Pending { .. } => ("pending", None, 0),
-                StepChange::Ready {
-                    input,
-                    not_before_ms,
-                    ..
-                } => (
-                    "ready",
-                    Some(serde_json::Value::Object(input.clone()).to_string()),
-                    *not_before_ms,
-                ),
-                StepChange::Skipped { .. } => ("skipped", None, 0),
-                StepChange::Cancelled { .. } => ("cancelled", None, 0),
-            };
+            let (status, input, not_before) = step.first_row();
             row.push_bind(execution_id)
                 .push_bind(step.step_id())
-                .push_bind(status)
+                .push_bind(status.as_str())
                 .push_bind(input)
                 .push_bind(not_before)
                 .push_bind(now_ms);
@@ -185,87 +168,7 @@ fn push_inserts<'a>(query: &mut bulk::Statements<'a>, batch: &'a [NewExecution],
     );
 }
 
-/// The writes of a [`WriteBatch`] that follow its attempt ends' re-plan, in
-/// the same round trip as the re-plan's own writes: the new executions,
-/// then the claim, which so takes the steps both made ready. Only the
-/// claim returns rows.
-#[derive(Default, Clone, Copy)]
-pub(super) struct Tail<'t> {
-    pub(super) creates: &'t [NewExecution],
-    pub(super) now_ms: i64,
-    pub(super) claim: Option<&'t ClaimRequest>,
-}
-
-impl<'t> Tail<'t> {
-    /// Adds the tail's statements to `query`.
-    pub(super) fn push<'q>(&self, query: &mut bulk::Statements<'q>)
-    where
-        't: 'q,
-    {
-        push_inserts(query, self.creates, self.now_ms);
-        if let Some(request) = self.claim {
-            push_claim(query, request);
-        }
-    }
-}
-
 impl SqliteStore {
-    pub(super) async fn create_executions(
-        &self,
-        batch: &[NewExecution],
-        now_ms: i64,
-    ) -> Result<(), StoreError> {
-        let doing = "creating executions";
-        let mut tx = self
-            .pool
-            .begin_with("BEGIN IMMEDIATE")
-            .await
-            .map_err(query_err(doing))?;
-        insert_executions(&mut tx, batch, now_ms).await?;
-        tx.commit().await.map_err(query_err(doing))
-    }
-
-    pub(super) async fn claim(&self, request: &ClaimRequest) -> Result<Vec<Claim>, StoreError> {
-        let doing = "claiming task runs";
-        let mut tx = self
-            .pool
-            .begin_with("BEGIN IMMEDIATE")
-            .await
-            .map_err(query_err(doing))?;
-        let claims = claim(&mut tx, request).await?;
-        tx.commit().await.map_err(query_err(doing))?;
-        Ok(claims)
-    }
-
-    /// [`Store::write`](crate::store::Store::write) in one transaction.
-    pub(super) async fn write_together(
-        &self,
-        batch: WriteBatch<'_>,
-    ) -> Result<Written, StoreError> {
-        let doing = "writing a batch";
-        let mut tx = self
-            .pool
-            .begin_with("BEGIN IMMEDIATE")
-            .await
-            .map_err(query_err(doing))?;
-        // Ends first (their updates say which were recorded), then one
-        // round trip for the re-plan's writes, the new executions and the
-        // claim: new executions are independent of the ends, and the claim
-        // comes after both.
-        let tail = Tail {
-            creates: batch.creates,
-            now_ms: batch.now_ms,
-            claim: batch.claim,
-        };
-        let (finished, tail_rows) = finish::finish_attempts(&mut tx, batch.finishes, tail).await?;
-        let claimed = match batch.claim {
-            Some(_) => claims_from(&tail_rows)?,
-            None => Vec::new(),
-        };
-        tx.commit().await.map_err(query_err(doing))?;
-        Ok(Written::together(finished, claimed))
-    }
-
     pub(super) async fn renew_leases(
         &self,
         runner_id: &str,
@@ -337,118 +240,13 @@ impl SqliteStore {
         Ok(u64::try_from(others).unwrap_or_default())
     }
 
-    pub(super) async fn finish_attempts(
-        &self,
-        batch: &[Finish<'_>],
-    ) -> Result<Vec<Option<Arc<Snapshot>>>, StoreError> {
-        let doing = "recording attempts";
-        let mut tx = self
-            .pool
-            .begin_with("BEGIN IMMEDIATE")
-            .await
-            .map_err(query_err(doing))?;
-        let (after, _) = finish::finish_attempts(&mut tx, batch, Tail::default()).await?;
-        tx.commit().await.map_err(query_err(doing))?;
-        Ok(after)
-    }
-
-    pub(super) async fn reap_expired(
-        &self,
-        now_ms: i64,
-        except_runner: &str,
-        planner: Planner<'_>,
-    ) -> Result<u64, StoreError> {
-        let doing = "reaping expired leases";
-        let mut tx = self
-            .pool
-            .begin_with("BEGIN IMMEDIATE")
-            .await
-            .map_err(query_err(doing))?;
-        let rows = sqlx::query(
-            "UPDATE task_runs SET status = 'ready', attempts = attempts - 1, claimed_by = NULL,
-                    lease_until = NULL, not_before = ?1, updated_at = ?1
-             WHERE status = 'running' AND lease_until < ?1 AND claimed_by <> ?2
-             RETURNING execution_id, step_id",
-        )
-        .bind(now_ms)
-        .bind(except_runner)
-        .fetch_all(&mut *tx)
-        .await
-        .map_err(query_err(doing))?;
-        let mut executions = std::collections::BTreeSet::new();
-        for row in &rows {
-            let execution_id: String = row.try_get("execution_id").map_err(query_err(doing))?;
-            let step_id: String = row.try_get("step_id").map_err(query_err(doing))?;
-            sqlx::query(
-                "UPDATE attempts SET finished_at = ?, outcome = 'interrupted',
-                        error = 'lease expired: its runner stopped renewing it'
-                 WHERE execution_id = ? AND step_id = ? AND finished_at IS NULL",
-            )
-            .bind(now_ms)
-            .bind(&execution_id)
-            .bind(&step_id)
-            .execute(&mut *tx)
-            .await
-            .map_err(query_err(doing))?;
-            executions.insert(execution_id);
-        }
-        // A cancelled execution must not run its reaped steps again.
-        let replans: Vec<Replan<'_>> = executions
-            .iter()
-            .map(|id| Replan {
-                id,
-                now_ms,
-                planner,
-            })
-            .collect();
-        replan::replan(&mut tx, &replans, Tail::default()).await?;
-        tx.commit().await.map_err(query_err(doing))?;
-        Ok(rows.len() as u64)
-    }
-
-    pub(super) async fn cancel_execution(
-        &self,
-        id: &str,
-        now_ms: i64,
-        planner: Planner<'_>,
-    ) -> Result<Option<Snapshot>, StoreError> {
-        let doing = "cancelling an execution";
-        let mut tx = self
-            .pool
-            .begin_with("BEGIN IMMEDIATE")
-            .await
-            .map_err(query_err(doing))?;
-        let updated = sqlx::query(
-            "UPDATE executions SET cancel_requested = 1 WHERE id = ? AND status = 'running'",
-        )
-        .bind(id)
-        .execute(&mut *tx)
-        .await
-        .map_err(query_err(doing))?;
-        let after = if updated.rows_affected() == 0 {
-            load_snapshot(&mut tx, id).await?
-        } else {
-            let replan = Replan {
-                id,
-                now_ms,
-                planner,
-            };
-            replan::replan(&mut tx, &[replan], Tail::default())
-                .await?
-                .0
-                .remove(id)
-        };
-        tx.commit().await.map_err(query_err(doing))?;
-        Ok(after)
-    }
-
     pub(super) async fn execution(&self, id: &str) -> Result<Option<Snapshot>, StoreError> {
         let mut conn = self
             .reader
             .acquire()
             .await
             .map_err(query_err("reading an execution"))?;
-        load_snapshot(&mut conn, id).await
+        Ok(load_snapshots(&mut conn, &[id]).await?.remove(id))
     }
 
     pub(super) async fn list_executions(

@@ -2,23 +2,19 @@
 
 mod bulk;
 mod claim;
+mod engine;
 mod executions;
-mod finish;
 mod plugins;
-mod replan;
 mod schedules;
 mod workflows;
 
-use std::str::FromStr;
-use std::sync::Arc;
-
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
+use std::str::FromStr;
 
 use super::{
-    Added, Applied, AttemptRecord, Claim, ClaimRequest, ClosePool, ExecutionFilter,
-    ExecutionRecord, Finish, NewExecution, NewWorkflow, Planner, PluginPin, PluginRecord,
-    ScheduleFire, ScheduleRecord, Snapshot, Store, StoreError, WorkflowOwner, WorkflowRecord,
-    WriteBatch, Written,
+    Added, Applied, AttemptRecord, ClosePool, ExecutionFilter, ExecutionRecord, NewWorkflow,
+    PluginPin, PluginRecord, ScheduleFire, ScheduleRecord, Snapshot, Store, StoreError,
+    WorkflowOwner, WorkflowRecord,
 };
 use crate::sandbox::PluginInfo;
 
@@ -164,25 +160,6 @@ impl Store for SqliteStore {
         SqliteStore::list_workflows(self).await
     }
 
-    async fn create_executions(
-        &self,
-        batch: &[NewExecution],
-        now_ms: i64,
-    ) -> Result<(), StoreError> {
-        SqliteStore::create_executions(self, batch, now_ms).await
-    }
-
-    async fn claim(
-        &self,
-        runner_id: &str,
-        max: u32,
-        lease_until_ms: i64,
-        now_ms: i64,
-    ) -> Result<Vec<Claim>, StoreError> {
-        let request = ClaimRequest::new(runner_id, max, lease_until_ms, now_ms);
-        SqliteStore::claim(self, &request).await
-    }
-
     async fn renew_leases(
         &self,
         runner_id: &str,
@@ -249,40 +226,6 @@ impl Store for SqliteStore {
         .fetch_all(&self.reader)
         .await
         .map_err(query_err("listing held claims"))
-    }
-
-    async fn finish_attempts(
-        &self,
-        batch: &[Finish<'_>],
-    ) -> Result<Vec<Option<Arc<Snapshot>>>, StoreError> {
-        SqliteStore::finish_attempts(self, batch).await
-    }
-
-    fn commits_writes_together(&self) -> bool {
-        true
-    }
-
-    async fn write(&self, batch: WriteBatch<'_>) -> Written {
-        let together = self.write_together(batch).await;
-        super::write::or_separately(self, batch, together).await
-    }
-
-    async fn reap_expired(
-        &self,
-        now_ms: i64,
-        except_runner: &str,
-        planner: Planner<'_>,
-    ) -> Result<u64, StoreError> {
-        SqliteStore::reap_expired(self, now_ms, except_runner, planner).await
-    }
-
-    async fn cancel_execution(
-        &self,
-        id: &str,
-        now_ms: i64,
-        planner: Planner<'_>,
-    ) -> Result<Option<Snapshot>, StoreError> {
-        SqliteStore::cancel_execution(self, id, now_ms, planner).await
     }
 
     async fn execution(&self, id: &str) -> Result<Option<Snapshot>, StoreError> {

@@ -4,12 +4,12 @@
 //! A batch — executions to create, attempt ends to record, a claim — is
 //! one transaction:
 //!
-//! 1. create the new executions;
-//! 2. lock the executions the ends belong to (in id order), record the
+//! 1. lock the executions the ends belong to (in id order), record the
 //!    ends, and load those executions;
-//! 3. plan each execution once, in memory (its workflow's rules once per
+//! 2. plan each execution once, in memory (its workflow's rules once per
 //!    batch, however many of its steps ended; other planners once per end),
 //!    and write only what changed;
+//! 3. create the new executions (independent of the ends);
 //! 4. claim, so the claim can take the steps the batch just made ready;
 //! 5. commit.
 //!
@@ -133,10 +133,12 @@ pub(crate) async fn commit(
 
 async fn commit_once(engine: &dyn Engine, batch: &Batch<'_>) -> Result<Committed, StoreError> {
     let mut tx = engine.begin().await?;
+    let finished = record_and_replan(&mut *tx, batch.ends).await?;
+    // New executions are independent of the ends; after them, a store may
+    // send the re-plan's writes with the inserts.
     if !batch.creates.is_empty() {
         tx.create(batch.creates, batch.now_ms).await?;
     }
-    let finished = record_and_replan(&mut *tx, batch.ends).await?;
     let claimed = match batch.claim {
         Some(c) => {
             tx.claim(&c.runner_id, c.max, c.lease_until_ms, c.now_ms)
@@ -148,7 +150,7 @@ async fn commit_once(engine: &dyn Engine, batch: &Batch<'_>) -> Result<Committed
     Ok(Committed { finished, claimed })
 }
 
-/// Steps 2 and 3 of the module docs.
+/// Steps 1 and 2 of the module docs.
 async fn record_and_replan(
     tx: &mut dyn EngineTx,
     ends: &[EndToRecord<'_>],

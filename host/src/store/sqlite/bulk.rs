@@ -62,6 +62,11 @@ impl<'a> Statements<'a> {
         }
     }
 
+    /// Whether no statement was added.
+    pub(super) fn is_empty(&self) -> bool {
+        self.query.is_none()
+    }
+
     /// The builder, ready for one more statement.
     fn next_statement(&mut self) -> &mut QueryBuilder<'a, Sqlite> {
         let first = self.query.is_none();

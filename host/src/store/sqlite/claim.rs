@@ -20,16 +20,16 @@ const CLAIMING: &str = "claiming task runs";
 /// runner holds whose attempt number has no attempt row yet. Only a claim
 /// of this transaction can leave such a run: a claim numbers its attempt
 /// one past the last recorded one and records it in the same transaction.
-pub(super) fn push_claim<'a>(
-    query: &mut bulk::Statements<'a>,
-    runner_id: &'a str,
+pub(super) fn push_claim(
+    query: &mut bulk::Statements<'_>,
+    runner_id: &str,
     max: u32,
     lease_until_ms: i64,
     now_ms: i64,
 ) {
     query.push_iter(
         "WITH p(runner, lease_until, now, max) AS (",
-        [(runner_id, lease_until_ms, now_ms, i64::from(max))],
+        [(runner_id.to_owned(), lease_until_ms, now_ms, i64::from(max))],
         ") UPDATE task_runs
              SET status = 'running', claimed_by = (SELECT runner FROM p),
                  lease_until = (SELECT lease_until FROM p), attempts = attempts + 1,
@@ -57,7 +57,7 @@ pub(super) fn push_claim<'a>(
     );
     query.push_iter(
         "WITH p(runner, now) AS (",
-        [(runner_id, now_ms)],
+        [(runner_id.to_owned(), now_ms)],
         ") INSERT INTO attempts (execution_id, step_id, number, runner_id, started_at)
            SELECT t.execution_id, t.step_id, t.attempt_number, p.runner, p.now
            FROM p JOIN task_runs t

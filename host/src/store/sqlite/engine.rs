@@ -14,7 +14,7 @@ use sqlx::sqlite::SqliteRow;
 use sqlx::{Row, Sqlite, Transaction};
 
 use super::claim::{claims_from, push_claim};
-use super::executions::{execution_record, insert_executions, task_run_record};
+use super::executions::{execution_record, push_inserts, task_run_record};
 use super::{SqliteStore, bulk, query_err};
 use crate::store::engine::{Changes, EndWrite, Engine, EngineTx};
 use crate::store::records::RunAfterEnd;
@@ -27,6 +27,26 @@ const LEASE_EXPIRED: &str = "lease expired: its runner stopped renewing it";
 /// An open `BEGIN IMMEDIATE` transaction on the write connection.
 struct SqliteTx {
     tx: Transaction<'static, Sqlite>,
+    /// Writes not sent yet (planned changes, new executions): they read
+    /// nothing, so they ride in the round trip of the transaction's next
+    /// statements (a claim) or of its commit, bound to owned values. Each
+    /// round trip to the connection's worker thread costs more than these
+    /// statements themselves.
+    deferred: bulk::Statements<'static>,
+}
+
+/// What a failure of the deferred writes was doing.
+const WRITING_DEFERRED: &str = "writing planned changes and new executions";
+
+impl SqliteTx {
+    /// Sends the deferred changes now, in a round trip of their own (when
+    /// there are any): before a statement that reads what they change.
+    async fn flush(&mut self) -> Result<(), StoreError> {
+        std::mem::take(&mut self.deferred)
+            .run(&mut self.tx, WRITING_DEFERRED)
+            .await?;
+        Ok(())
+    }
 }
 
 #[async_trait::async_trait]
@@ -37,7 +57,10 @@ impl Engine for SqliteStore {
             .begin_with("BEGIN IMMEDIATE")
             .await
             .map_err(query_err("starting a transaction"))?;
-        Ok(Box::new(SqliteTx { tx }))
+        Ok(Box::new(SqliteTx {
+            tx,
+            deferred: bulk::Statements::default(),
+        }))
     }
 
     async fn expired(&self, now_ms: i64, except_runner: &str) -> Result<Vec<String>, StoreError> {
@@ -61,7 +84,8 @@ impl Engine for SqliteStore {
 #[async_trait::async_trait]
 impl EngineTx for SqliteTx {
     async fn create(&mut self, executions: &[NewExecution], now_ms: i64) -> Result<(), StoreError> {
-        insert_executions(&mut self.tx, executions, now_ms).await
+        push_inserts(&mut self.deferred, executions, now_ms);
+        Ok(())
     }
 
     async fn lock(&mut self, _ids: &[&str]) -> Result<(), StoreError> {
@@ -69,21 +93,22 @@ impl EngineTx for SqliteTx {
     }
 
     async fn record_ends(&mut self, ends: &[EndWrite<'_>]) -> Result<Vec<bool>, StoreError> {
+        self.flush().await?;
         record_ends(&mut self.tx, ends).await
     }
 
     async fn load(&mut self, ids: &[&str]) -> Result<HashMap<String, Snapshot>, StoreError> {
+        self.flush().await?;
         load_snapshots(&mut self.tx, ids).await
     }
 
     async fn apply(&mut self, changes: &Changes<'_>) -> Result<(), StoreError> {
-        let mut query = bulk::Statements::default();
-        push_changes(&mut query, changes);
-        query.run(&mut self.tx, "applying a plan").await?;
+        push_changes(&mut self.deferred, changes);
         Ok(())
     }
 
     async fn request_cancel(&mut self, id: &str) -> Result<bool, StoreError> {
+        self.flush().await?;
         let updated = sqlx::query(
             "UPDATE executions SET cancel_requested = 1 WHERE id = ? AND status = 'running'",
         )
@@ -100,6 +125,7 @@ impl EngineTx for SqliteTx {
         now_ms: i64,
         except_runner: &str,
     ) -> Result<u64, StoreError> {
+        self.flush().await?;
         let mut query = bulk::Statements::default();
         // The attempts first, while their task runs still show the expired
         // claim; one round trip for both.
@@ -141,12 +167,18 @@ impl EngineTx for SqliteTx {
         lease_until_ms: i64,
         now_ms: i64,
     ) -> Result<Vec<Claim>, StoreError> {
-        let mut query = bulk::Statements::default();
+        let mut query = std::mem::take(&mut self.deferred);
+        let doing = if query.is_empty() {
+            "claiming task runs"
+        } else {
+            "writing planned changes, new executions and a claim"
+        };
         push_claim(&mut query, runner_id, max, lease_until_ms, now_ms);
-        claims_from(&query.run(&mut self.tx, "claiming task runs").await?)
+        claims_from(&query.run(&mut self.tx, doing).await?)
     }
 
-    async fn commit(self: Box<Self>) -> Result<(), StoreError> {
+    async fn commit(mut self: Box<Self>) -> Result<(), StoreError> {
+        self.flush().await?;
         self.tx
             .commit()
             .await
@@ -333,12 +365,25 @@ fn bind_id<'a>(mut row: Separated<'_, 'a, Sqlite, &'static str>, id: &'a &str) {
     row.push_bind(*id);
 }
 
-/// Adds the writes of `changes` to `query`, guarded as
-/// [`EngineTx::apply`] says.
-fn push_changes<'a>(query: &mut bulk::Statements<'a>, changes: &'a Changes<'_>) {
-    query.push(
+/// Adds the writes of `changes` to `query`, bound to owned values,
+/// guarded as [`EngineTx::apply`] says.
+fn push_changes(query: &mut bulk::Statements<'_>, changes: &Changes<'_>) {
+    let steps = changes.steps.iter().map(|step| {
+        let input = step
+            .input
+            .map(|input| serde_json::Value::Object(input.clone()).to_string());
+        let keys = [step.execution_id.to_owned(), step.step_id.to_owned()];
+        (
+            keys,
+            step.status.as_str(),
+            input,
+            step.not_before_ms,
+            step.now_ms,
+        )
+    });
+    query.push_iter(
         "WITH v(e, s, status, input, not_before, now) AS (",
-        &changes.steps,
+        steps,
         ") UPDATE task_runs
            SET status = v.status, input = v.input, not_before = v.not_before,
                updated_at = v.now
@@ -346,29 +391,34 @@ fn push_changes<'a>(query: &mut bulk::Statements<'a>, changes: &'a Changes<'_>) 
            WHERE task_runs.execution_id = v.e AND task_runs.step_id = v.s
              AND (task_runs.status = 'pending'
                   OR (task_runs.status = 'ready' AND v.status = 'cancelled'))",
-        |mut row, step| {
-            row.push_bind(step.execution_id)
-                .push_bind(step.step_id)
-                .push_bind(step.status.as_str())
-                .push_bind(
-                    step.input
-                        .map(|input| serde_json::Value::Object(input.clone()).to_string()),
-                )
-                .push_bind(step.not_before_ms)
-                .push_bind(step.now_ms);
+        |mut row, ([execution_id, step_id], status, input, not_before, now)| {
+            row.push_bind(execution_id)
+                .push_bind(step_id)
+                .push_bind(status)
+                .push_bind(input)
+                .push_bind(not_before)
+                .push_bind(now);
         },
     );
-    query.push(
+    let finishes = changes.finishes.iter().map(|finish| {
+        (
+            finish.execution_id.to_owned(),
+            finish.status.as_str(),
+            finish.error.map(str::to_owned),
+            finish.finished_at_ms,
+        )
+    });
+    query.push_iter(
         "WITH v(id, status, error, finished_at) AS (",
-        &changes.finishes,
+        finishes,
         ") UPDATE executions
            SET status = v.status, error = v.error, finished_at = v.finished_at
            FROM v WHERE executions.id = v.id AND executions.status = 'running'",
-        |mut row, finish| {
-            row.push_bind(finish.execution_id)
-                .push_bind(finish.status.as_str())
-                .push_bind(finish.error)
-                .push_bind(finish.finished_at_ms);
+        |mut row, (id, status, error, finished_at)| {
+            row.push_bind(id)
+                .push_bind(status)
+                .push_bind(error)
+                .push_bind(finished_at);
         },
     );
 }

@@ -124,43 +124,62 @@ pub(super) async fn insert_executions(
     Ok(())
 }
 
-/// Adds the statements of [`insert_executions`] to `query`.
-fn push_inserts<'a>(query: &mut bulk::Statements<'a>, batch: &'a [NewExecution], now_ms: i64) {
-    query.push(
+/// Adds the statements of [`insert_executions`] to `query`. Every value
+/// is bound owned, so the statements may wait in a transaction's deferred
+/// writes (see `engine.rs`) after `batch` is gone.
+pub(super) fn push_inserts(query: &mut bulk::Statements<'_>, batch: &[NewExecution], now_ms: i64) {
+    let executions = batch.iter().map(|new| {
+        // An execution whose first plan already ends it is stored ended.
+        let (status, error) = match &new.finish {
+            Some((status, error)) => (status.as_str(), error.clone()),
+            None => (ExecutionStatus::Running.as_str(), None),
+        };
+        (
+            [
+                new.id.clone(),
+                new.workflow.clone(),
+                new.workflow_version.clone(),
+            ],
+            serde_json::Value::Object(new.input.clone()).to_string(),
+            status,
+            error,
+            new.finish.as_ref().map(|_| now_ms),
+            pins_text(&new.plugins),
+        )
+    });
+    query.push_iter(
         "INSERT INTO executions
            (id, workflow, workflow_version, input, status, error, created_at, finished_at,
             plugins) ",
-        batch,
+        executions,
         "",
-        |mut row, new| {
-            // An execution whose first plan already ends it is stored ended.
-            let (status, error) = match &new.finish {
-                Some((status, error)) => (status.as_str(), error.as_deref()),
-                None => (ExecutionStatus::Running.as_str(), None),
-            };
-            row.push_bind(&new.id)
-                .push_bind(&new.workflow)
-                .push_bind(&new.workflow_version)
-                .push_bind(serde_json::Value::Object(new.input.clone()).to_string())
+        |mut row, ([id, workflow, version], input, status, error, finished_at, plugins)| {
+            row.push_bind(id)
+                .push_bind(workflow)
+                .push_bind(version)
+                .push_bind(input)
                 .push_bind(status)
                 .push_bind(error)
                 .push_bind(now_ms)
-                .push_bind(new.finish.as_ref().map(|_| now_ms))
-                .push_bind(pins_text(&new.plugins));
+                .push_bind(finished_at)
+                .push_bind(plugins);
         },
     );
-    let runs = batch
-        .iter()
-        .flat_map(|new| new.steps.iter().map(move |step| (new.id.as_str(), step)));
+    let runs = batch.iter().flat_map(|new| {
+        new.steps.iter().map(move |step| {
+            let (status, input, not_before) = step.first_row();
+            let keys = [new.id.clone(), step.step_id().to_owned()];
+            (keys, status.as_str(), input, not_before)
+        })
+    });
     query.push_iter(
         "INSERT INTO task_runs (execution_id, step_id, status, input, not_before, updated_at) ",
         runs,
         "",
-        |mut row, (execution_id, step)| {
-            let (status, input, not_before) = step.first_row();
+        |mut row, ([execution_id, step_id], status, input, not_before)| {
             row.push_bind(execution_id)
-                .push_bind(step.step_id())
-                .push_bind(status.as_str())
+                .push_bind(step_id)
+                .push_bind(status)
                 .push_bind(input)
                 .push_bind(not_before)
                 .push_bind(now_ms);

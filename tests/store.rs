@@ -17,8 +17,8 @@ use std::time::Duration;
 use corral::sandbox::{PluginInfo, TaskInfo};
 use corral::store::{
     self, Added, Applied, AttemptEnd, AttemptResult, Claim, ConnectOptions, ExecutionFilter,
-    ExecutionStatus, NewExecution, NewWorkflow, Object, Plan, PostgresStore, Snapshot, StepChange,
-    Store, StoreError, TaskRunStatus, WorkflowOwner,
+    ExecutionStatus, NewExecution, NewWorkflow, Object, Plan, PostgresStore, ScheduleFire,
+    Snapshot, StepChange, Store, StoreError, TaskRunStatus, Wakeup, Wakeups, WorkflowOwner,
 };
 use corral::testing::{self, Finish, Planner};
 use serde_json::{Value, json};
@@ -113,6 +113,8 @@ store_tests!(
     workflow_owners_guard_their_names,
     register_plugin_is_all_or_nothing,
     heartbeats_count_other_live_runners,
+    schedules_put_fire_pause_remove,
+    wake_ups_reach_other_hosts,
 );
 
 const TEST_TIMEOUT: Duration = Duration::from_secs(120);
@@ -2454,4 +2456,160 @@ async fn postgres_without_tenant_uses_public() {
         .await
         .expect("the test database is dropped");
     finish(Ok(outcome));
+}
+
+/// A schedule's life in the store: stored, replaced (keeping its anchor),
+/// each fire time fired once (a second host's try changes nothing),
+/// paused and resumed (resuming moves the anchor), removed (its
+/// executions stay).
+async fn schedules_put_fire_pause_remove(db: Db) {
+    let store = &*db.store;
+    workflow(store, "w").await;
+    let every_minute = json!({ "name": "nightly", "workflow": "w", "cron": "* * * * *" });
+    assert_eq!(
+        store
+            .put_schedule("nightly", "w", &every_minute, T)
+            .await
+            .unwrap(),
+        Applied::Created
+    );
+    assert_eq!(
+        store
+            .put_schedule("nightly", "w", &every_minute, T + 1)
+            .await
+            .unwrap(),
+        Applied::Unchanged
+    );
+    let hourly = json!({ "name": "nightly", "workflow": "w", "cron": "0 * * * *" });
+    assert!(matches!(
+        store
+            .put_schedule("nightly", "w", &hourly, T + 2)
+            .await
+            .unwrap(),
+        Applied::Updated { .. }
+    ));
+    let stored = store.schedule("nightly").await.unwrap().expect("stored");
+    assert_eq!(
+        (stored.definition, stored.paused, stored.anchor_ms),
+        (hourly, false, T),
+        "a replaced schedule keeps its anchor"
+    );
+    assert!(store.schedule("none").await.unwrap().is_none());
+
+    let fire = ScheduleFire {
+        schedule: "nightly".into(),
+        fire_time_ms: T + 60_000,
+        execution: Some(new_execution("s1", "w", vec![ready("a", T + 60_000)])),
+    };
+    assert!(store.fire_schedule(&fire, T + 60_001).await.unwrap());
+    let again = db.reopen().await;
+    assert!(
+        !again.fire_schedule(&fire, T + 60_002).await.unwrap(),
+        "one execution per fire time, whoever tries"
+    );
+    let started = snapshot(store, "s1").await.execution;
+    assert_eq!(
+        (started.schedule.as_deref(), started.fire_time_ms),
+        (Some("nightly"), Some(T + 60_000))
+    );
+    assert!(store.schedule_running("nightly").await.unwrap());
+    let skipped = ScheduleFire {
+        schedule: "nightly".into(),
+        fire_time_ms: T + 120_000,
+        execution: None,
+    };
+    assert!(store.fire_schedule(&skipped, T + 120_001).await.unwrap());
+    let anchor = store.schedule("nightly").await.unwrap().expect("stored");
+    assert_eq!(anchor.anchor_ms, T + 120_000, "a fire advances the anchor");
+
+    assert!(
+        store
+            .set_schedule_paused("nightly", true, T + 130_000)
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .schedule("nightly")
+            .await
+            .unwrap()
+            .expect("stored")
+            .paused
+    );
+    assert!(
+        store
+            .set_schedule_paused("nightly", false, T + 500_000)
+            .await
+            .unwrap()
+    );
+    let resumed = store.schedule("nightly").await.unwrap().expect("stored");
+    assert_eq!(
+        (resumed.paused, resumed.anchor_ms),
+        (false, T + 500_000),
+        "resuming skips what passed while paused"
+    );
+    assert!(!store.set_schedule_paused("none", true, T).await.unwrap());
+    let names: Vec<String> = store
+        .list_schedules()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|s| s.name)
+        .collect();
+    assert_eq!(names, ["nightly"]);
+
+    assert!(store.remove_schedule("nightly").await.unwrap());
+    assert!(!store.remove_schedule("nightly").await.unwrap());
+    assert!(store.list_schedules().await.unwrap().is_empty());
+    assert!(
+        store.execution("s1").await.unwrap().is_some(),
+        "its executions stay"
+    );
+}
+
+/// The next wake-up, failing the test after 10 s.
+async fn next_wakeup(wakeups: &mut Box<dyn Wakeups>) -> Option<Wakeup> {
+    tokio::time::timeout(Duration::from_secs(10), wakeups.next())
+        .await
+        .expect("a wake-up within 10 s")
+}
+
+/// Writes that make work claimable or ask for a cancel wake the other
+/// hosts (PostgreSQL's LISTEN/NOTIFY), a schedule's fire included. SQLite
+/// has none: its runners poll.
+async fn wake_ups_reach_other_hosts(db: Db) {
+    let store = &*db.store;
+    let other = db.reopen().await;
+    let Some(mut wakeups) = other.listen().await.unwrap() else {
+        assert!(db.url.starts_with("sqlite"), "only SQLite has no wake-ups");
+        return;
+    };
+    execution(store, "e1", vec![ready("a", T)]).await;
+    assert_eq!(next_wakeup(&mut wakeups).await, Some(Wakeup::Work));
+
+    store
+        .put_schedule("nightly", "w", &json!({ "name": "nightly" }), T)
+        .await
+        .unwrap();
+    let fire = ScheduleFire {
+        schedule: "nightly".into(),
+        fire_time_ms: T + 60_000,
+        execution: Some(new_execution("s1", "w", vec![ready("x", T + 60_000)])),
+    };
+    assert!(store.fire_schedule(&fire, T + 60_000).await.unwrap());
+    assert_eq!(
+        next_wakeup(&mut wakeups).await,
+        Some(Wakeup::Work),
+        "a schedule's fire wakes the other hosts"
+    );
+
+    let cancelled = testing::cancel_execution(store, "e1", T + 70_000, &cancel_only)
+        .await
+        .unwrap()
+        .expect("e1 exists");
+    assert_eq!(cancelled.execution.status, ExecutionStatus::Cancelled);
+    assert_eq!(
+        next_wakeup(&mut wakeups).await,
+        Some(Wakeup::Cancel("e1".into()))
+    );
 }

@@ -417,11 +417,12 @@ pub(crate) async fn reap(
         // Under the locks, again: another host may have reaped them, or
         // their runner renewed or finished them in between.
         let requeued = tx.requeue_expired(&ids, now_ms, except_runner).await?;
-        if requeued > 0 {
-            replan_all(&mut *tx, &ids, now_ms, plan_by).await?;
+        let touched = distinct(requeued.iter().map(String::as_str));
+        if !touched.is_empty() {
+            replan_all(&mut *tx, &touched, now_ms, plan_by).await?;
         }
         tx.commit().await?;
-        Ok(requeued)
+        Ok(requeued.len() as u64)
     })
     .await
 }

@@ -113,13 +113,14 @@ pub trait EngineTx: Send {
 
     /// Returns to the queue the task runs of the executions `ids` whose
     /// lease expired before `now_ms`, except those of `except_runner`,
-    /// recording their attempts as interrupted. Returns how many.
+    /// recording their attempts as interrupted. Returns the execution id of
+    /// each task run requeued (one per run, in no particular order).
     async fn requeue_expired(
         &mut self,
         ids: &[&str],
         now_ms: i64,
         except_runner: &str,
-    ) -> Result<u64, StoreError>;
+    ) -> Result<Vec<String>, StoreError>;
 
     /// Claims up to `max` ready task runs whose backoff has passed, for
     /// `runner_id`, with a lease until `lease_until_ms`, and records the

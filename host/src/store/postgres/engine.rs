@@ -14,7 +14,7 @@ use super::{PostgresStore, query_err, text};
 use crate::store::engine::{Changes, EndWrite, Engine, EngineTx};
 use crate::store::pins::{pins, pins_text};
 use crate::store::{
-    AttemptResult, Claim, ExecutionStatus, NewExecution, Snapshot, StepChange, StoreError,
+    AttemptResult, Claim, ExecutionStatus, NewExecution, Snapshot, StoreError, TaskRunStatus,
 };
 
 /// The error recorded on attempts whose lease ran out.
@@ -61,12 +61,7 @@ impl Engine for PostgresStore {
 #[async_trait::async_trait]
 impl EngineTx for PgTx {
     async fn create(&mut self, executions: &[NewExecution], now_ms: i64) -> Result<(), StoreError> {
-        insert_executions(&mut self.tx, executions, now_ms).await?;
-        self.made_work |= executions.iter().any(|new| {
-            new.steps
-                .iter()
-                .any(|s| matches!(s, StepChange::Ready { .. }))
-        });
+        self.made_work |= insert_executions(&mut self.tx, executions, now_ms).await?;
         Ok(())
     }
 
@@ -117,7 +112,7 @@ impl EngineTx for PgTx {
         self.made_work |= changes
             .steps
             .iter()
-            .any(|s| s.status == crate::store::TaskRunStatus::Ready);
+            .any(|s| s.status == TaskRunStatus::Ready);
         Ok(())
     }
 
@@ -140,7 +135,7 @@ impl EngineTx for PgTx {
         ids: &[&str],
         now_ms: i64,
         except_runner: &str,
-    ) -> Result<u64, StoreError> {
+    ) -> Result<Vec<String>, StoreError> {
         let doing = "reaping expired leases";
         // One statement: the task runs back to the queue, then their
         // attempts recorded as interrupted.
@@ -157,18 +152,21 @@ impl EngineTx for PgTx {
                  WHERE a.execution_id = r.execution_id AND a.step_id = r.step_id
                    AND a.finished_at IS NULL
              )
-             SELECT count(*) FROM requeued",
+             SELECT execution_id FROM requeued",
         )
         .bind(now_ms)
         .bind(ids)
         .bind(except_runner)
         .bind(LEASE_EXPIRED)
-        .fetch_one(&mut *self.tx)
+        .fetch_all(&mut *self.tx)
         .await
         .map_err(query_err(doing))?;
-        let count: i64 = requeued.try_get(0).map_err(query_err(doing))?;
-        self.made_work |= count > 0;
-        Ok(u64::try_from(count).unwrap_or_default())
+        let ids = requeued
+            .iter()
+            .map(|row| row.try_get("execution_id").map_err(query_err(doing)))
+            .collect::<Result<Vec<String>, _>>()?;
+        self.made_work |= !ids.is_empty();
+        Ok(ids)
     }
 
     async fn claim(
@@ -193,14 +191,15 @@ impl EngineTx for PgTx {
 }
 
 /// Inserts executions and their task runs in their first planned states:
-/// two statements for the whole batch.
+/// two statements for the whole batch. Returns whether any step is ready
+/// (the caller then wakes the other hosts: see `notify`).
 pub(super) async fn insert_executions(
     conn: &mut sqlx::PgConnection,
     batch: &[NewExecution],
     now_ms: i64,
-) -> Result<(), StoreError> {
+) -> Result<bool, StoreError> {
     if batch.is_empty() {
-        return Ok(());
+        return Ok(false);
     }
     let doing = "creating executions";
     let mut ids = Vec::with_capacity(batch.len());
@@ -275,7 +274,7 @@ pub(super) async fn insert_executions(
     .execute(&mut *conn)
     .await
     .map_err(query_err(doing))?;
-    Ok(())
+    Ok(statuses.contains(&TaskRunStatus::Ready.as_str()))
 }
 
 /// See [`EngineTx::record_ends`]: one statement, the task runs' update

@@ -4,6 +4,7 @@ use sqlx::Row;
 use sqlx::postgres::PgRow;
 
 use super::engine::insert_executions;
+use super::executions::{WORK, notify};
 use super::{PostgresStore, query_err};
 use crate::store::{Applied, ScheduleFire, ScheduleRecord, StoreError};
 
@@ -132,7 +133,11 @@ impl PostgresStore {
             return Ok(false);
         }
         if let Some(new) = &fire.execution {
-            insert_executions(&mut tx, std::slice::from_ref(new), now_ms).await?;
+            if insert_executions(&mut tx, std::slice::from_ref(new), now_ms).await? {
+                // Every host hears of the new work at commit, not only this
+                // one's claim loop.
+                notify(&mut tx, WORK).await?;
+            }
             sqlx::query("UPDATE executions SET schedule = $1, fire_time = $2 WHERE id = $3")
                 .bind(&fire.schedule)
                 .bind(fire.fire_time_ms)

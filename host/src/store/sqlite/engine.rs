@@ -124,7 +124,7 @@ impl EngineTx for SqliteTx {
         ids: &[&str],
         now_ms: i64,
         except_runner: &str,
-    ) -> Result<u64, StoreError> {
+    ) -> Result<Vec<String>, StoreError> {
         self.flush().await?;
         let mut query = bulk::Statements::default();
         // The attempts first, while their task runs still show the expired
@@ -152,12 +152,16 @@ impl EngineTx for SqliteTx {
                      claimed_by = NULL, lease_until = NULL, not_before = v.now,
                      updated_at = v.now
                    FROM v WHERE {expired}
-                   RETURNING task_runs.step_id"
+                   RETURNING task_runs.execution_id"
             ),
             bind_expired,
         );
-        let requeued = query.run(&mut self.tx, "reaping expired leases").await?;
-        Ok(requeued.len() as u64)
+        let doing = "reaping expired leases";
+        let requeued = query.run(&mut self.tx, doing).await?;
+        requeued
+            .iter()
+            .map(|row| row.try_get("execution_id").map_err(query_err(doing)))
+            .collect()
     }
 
     async fn claim(

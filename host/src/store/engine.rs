@@ -20,6 +20,11 @@ use super::{
     AttemptEnd, Claim, ExecutionStatus, NewExecution, Object, Snapshot, StoreError, TaskRunStatus,
 };
 
+/// The error recorded on attempts whose lease ran out (see
+/// [`EngineTx::requeue_expired`]); SQLite writes it as an SQL literal, so
+/// it holds no quote.
+pub(crate) const LEASE_EXPIRED: &str = "lease expired: its runner stopped renewing it";
+
 /// An attempt end to record at `now_ms`: see [`EngineTx::record_ends`].
 #[derive(Debug, Clone, Copy)]
 pub struct EndWrite<'a> {

@@ -9,16 +9,15 @@ use std::collections::{HashMap, HashSet};
 
 use sqlx::{Postgres, Row, Transaction};
 
-use super::executions::{CANCEL, WORK, execution_record, notify, opt_object, task_run_record};
+use super::executions::{
+    CANCEL, WORK, count, execution_record, notify, opt_object, task_run_record,
+};
 use super::{PostgresStore, query_err, text};
-use crate::store::engine::{Changes, EndWrite, Engine, EngineTx};
+use crate::store::engine::{Changes, EndWrite, Engine, EngineTx, LEASE_EXPIRED};
 use crate::store::pins::{pins, pins_text};
 use crate::store::{
     AttemptResult, Claim, ExecutionStatus, NewExecution, Snapshot, StoreError, TaskRunStatus,
 };
-
-/// The error recorded on attempts whose lease ran out.
-const LEASE_EXPIRED: &str = "lease expired: its runner stopped renewing it";
 
 /// An open transaction at `READ COMMITTED`.
 struct PgTx {
@@ -534,7 +533,6 @@ async fn claim(
     .await
     .map_err(query_err(doing))?;
     let e = || query_err(doing);
-    let count = |value: i32| u32::try_from(value).unwrap_or_default();
     rows.iter()
         .map(|row| {
             Ok(Claim {

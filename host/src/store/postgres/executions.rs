@@ -7,6 +7,7 @@
 use sqlx::postgres::PgRow;
 use sqlx::{PgConnection, Row};
 
+use super::engine::load_snapshots;
 use super::{PostgresStore, query_err};
 use crate::store::RUNNER_FORGOTTEN_MS;
 use crate::store::pins::pins;
@@ -33,7 +34,7 @@ pub(super) fn opt_object(
     text.map(|t| object(&t, what)).transpose()
 }
 
-fn count(value: i32) -> u32 {
+pub(super) fn count(value: i32) -> u32 {
     u32::try_from(value).unwrap_or_default()
 }
 
@@ -91,26 +92,6 @@ fn attempt_record(row: &PgRow) -> Result<AttemptRecord, StoreError> {
         stdout: row.try_get("stdout").map_err(e())?,
         stderr: row.try_get("stderr").map_err(e())?,
     })
-}
-
-async fn load_snapshot(conn: &mut PgConnection, id: &str) -> Result<Option<Snapshot>, StoreError> {
-    let doing = "reading an execution";
-    let Some(row) = sqlx::query("SELECT * FROM executions WHERE id = $1")
-        .bind(id)
-        .fetch_optional(&mut *conn)
-        .await
-        .map_err(query_err(doing))?
-    else {
-        return Ok(None);
-    };
-    let execution = execution_record(&row)?;
-    let rows = sqlx::query("SELECT * FROM task_runs WHERE execution_id = $1 ORDER BY step_id")
-        .bind(id)
-        .fetch_all(&mut *conn)
-        .await
-        .map_err(query_err(doing))?;
-    let runs = rows.iter().map(task_run_record).collect::<Result<_, _>>()?;
-    Ok(Some(Snapshot { execution, runs }))
 }
 
 impl PostgresStore {
@@ -205,7 +186,7 @@ impl PostgresStore {
             .begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
             .await
             .map_err(query_err(doing))?;
-        let snapshot = load_snapshot(&mut tx, id).await?;
+        let snapshot = load_snapshots(&mut tx, &[id]).await?.remove(id);
         tx.commit().await.map_err(query_err(doing))?;
         Ok(snapshot)
     }

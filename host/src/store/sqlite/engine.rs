@@ -16,13 +16,9 @@ use sqlx::{Row, Sqlite, Transaction};
 use super::claim::{claims_from, push_claim};
 use super::executions::{execution_record, push_inserts, task_run_record};
 use super::{SqliteStore, bulk, query_err};
-use crate::store::engine::{Changes, EndWrite, Engine, EngineTx};
+use crate::store::engine::{Changes, EndWrite, Engine, EngineTx, LEASE_EXPIRED};
 use crate::store::records::RunAfterEnd;
 use crate::store::{Claim, NewExecution, Snapshot, StoreError};
-
-/// The error recorded on attempts whose lease ran out (an SQL literal's
-/// text: no quotes).
-const LEASE_EXPIRED: &str = "lease expired: its runner stopped renewing it";
 
 /// An open `BEGIN IMMEDIATE` transaction on the write connection.
 struct SqliteTx {

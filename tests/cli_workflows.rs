@@ -555,6 +555,36 @@ fn detached_executions_run_under_serve_and_can_be_inspected() {
     let text = w.ok(&["executions"]);
     assert!(text.contains(&id) && text.contains(&failing), "{text}");
 
+    // executions, one page at a time: stderr says how to go on.
+    let all = w.json(&["executions"]);
+    let mut paged = Vec::new();
+    let mut args = vec!["executions".to_owned(), "--limit".into(), "1".into()];
+    loop {
+        let mut with_json: Vec<&str> = args.iter().map(String::as_str).collect();
+        with_json.push("--json");
+        let out = w.corral(&with_json);
+        assert!(out.status.success(), "{}", stderr(&out));
+        let page: Value = serde_json::from_str(&stdout(&out)).unwrap();
+        paged.extend(page.as_array().unwrap().iter().cloned());
+        let Some(cursor) = stderr(&out)
+            .lines()
+            .find_map(|l| l.strip_prefix("more: repeat with --before "))
+            .map(str::to_owned)
+        else {
+            break;
+        };
+        args.truncate(3);
+        args.extend(["--before".into(), cursor]);
+    }
+    assert_eq!(Value::Array(paged), all);
+    let bad = w.corral(&["executions", "--before", "yesterday"]);
+    assert!(!bad.status.success());
+    assert!(
+        stderr(&bad).contains("invalid cursor `yesterday`"),
+        "{}",
+        stderr(&bad)
+    );
+
     // Unknown ids.
     for args in [
         &["cancel", "no-such-id"][..],

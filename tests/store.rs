@@ -16,9 +16,10 @@ use std::time::Duration;
 
 use corral::sandbox::{PluginInfo, TaskInfo};
 use corral::store::{
-    self, Added, Applied, AttemptEnd, AttemptResult, Claim, ConnectOptions, ExecutionFilter,
-    ExecutionStatus, NewExecution, NewWorkflow, Object, Plan, PostgresStore, ScheduleFire,
-    Snapshot, StepChange, Store, StoreError, TaskRunStatus, Wakeup, Wakeups, WorkflowOwner,
+    self, Added, Applied, AttemptEnd, AttemptResult, Claim, ConnectOptions, ExecutionCursor,
+    ExecutionFilter, ExecutionStatus, NewExecution, NewWorkflow, Object, Plan, PostgresStore,
+    ScheduleFire, Snapshot, StepChange, Store, StoreError, TaskRunStatus, Wakeup, Wakeups,
+    WorkflowOwner,
 };
 use corral::testing::{self, Finish, Planner};
 use serde_json::{Value, json};
@@ -104,6 +105,7 @@ store_tests!(
     cancel_execution_semantics,
     reaping_a_cancelled_execution_cancels_it,
     list_executions_filters_and_order,
+    list_executions_pages_from_a_cursor,
     attempts_listing_order_and_filter,
     sibling_finishes_serialize_their_planning,
     hosts_share_work_and_recover_a_dead_hosts_runs,
@@ -1780,6 +1782,7 @@ async fn list_executions_filters_and_order(db: Db) {
             status: Some(ExecutionStatus::Succeeded),
             schedule: None,
             limit: None,
+            before: None,
         })
         .await
         .unwrap();
@@ -1802,6 +1805,70 @@ async fn list_executions_filters_and_order(db: Db) {
         .await
         .unwrap();
     assert!(none.is_empty());
+}
+
+async fn list_executions_pages_from_a_cursor(db: Db) {
+    let store = &*db.store;
+    workflow(store, "w").await;
+    workflow(store, "other").await;
+    // Ties on the creation time (b, c and d) must not split badly across
+    // page boundaries: the id breaks them.
+    for (id, wf, at) in [
+        ("a", "w", T + 1),
+        ("b", "w", T + 5),
+        ("c", "other", T + 5),
+        ("d", "w", T + 5),
+        ("e", "w", T + 9),
+    ] {
+        store
+            .create_execution(&new_execution(id, wf, vec![ready("s", at)]), at)
+            .await
+            .unwrap();
+    }
+    let page = |before: Option<ExecutionCursor>, workflow: Option<&str>| {
+        let filter = ExecutionFilter {
+            workflow: workflow.map(str::to_owned),
+            limit: Some(2),
+            before,
+            ..Default::default()
+        };
+        async move { store.list_executions(&filter).await.unwrap() }
+    };
+    for (workflow, expected) in [
+        (None, &["e", "d", "c", "b", "a"][..]),
+        (Some("w"), &["e", "d", "b", "a"]),
+    ] {
+        let mut seen = Vec::new();
+        let mut before = None;
+        loop {
+            let executions = page(before.clone(), workflow).await;
+            assert!(executions.len() <= 2);
+            let Some(last) = executions.last() else { break };
+            before = Some(ExecutionCursor::after(last));
+            seen.extend(executions.into_iter().map(|e| e.id));
+        }
+        assert_eq!(seen, expected, "paging {workflow:?}");
+    }
+    // Executions created after a cursor was taken sort before it: the
+    // next page is unchanged by them.
+    let first = page(None, None).await;
+    let cursor = ExecutionCursor::after(first.last().expect("a page"));
+    store
+        .create_execution(&new_execution("z", "w", vec![ready("s", T + 50)]), T + 50)
+        .await
+        .unwrap();
+    let next: Vec<String> = page(Some(cursor), None)
+        .await
+        .into_iter()
+        .map(|e| e.id)
+        .collect();
+    assert_eq!(next, ["c", "b"]);
+    // A cursor older than everything gives an empty page.
+    let past = ExecutionCursor {
+        created_at_ms: 0,
+        id: String::new(),
+    };
+    assert!(page(Some(past), None).await.is_empty());
 }
 
 async fn attempts_listing_order_and_filter(db: Db) {

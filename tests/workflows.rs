@@ -847,6 +847,47 @@ input = { said = "hi" }
 "#;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn executions_come_in_pages_that_say_where_the_next_starts() {
+    let (_dir, runner) = start(ECHO).await;
+    let mut submitted = Vec::new();
+    for _ in 0..5 {
+        let handle = runner.execute("echo", json!({})).await.unwrap();
+        submitted.push(handle.id().to_owned());
+    }
+    let mut seen = Vec::new();
+    let mut filter = ExecutionFilter {
+        limit: Some(2),
+        ..Default::default()
+    };
+    let mut pages = 0;
+    loop {
+        let page = runner.executions(&filter).await.unwrap();
+        pages += 1;
+        assert!(page.executions.len() <= 2);
+        seen.extend(page.executions.iter().map(|e| e.id.clone()));
+        match page.next {
+            Some(next) => filter.before = Some(next),
+            None => break,
+        }
+    }
+    // Ids are time-ordered (UUIDv7): newest first is the reverse.
+    submitted.reverse();
+    assert_eq!(seen, submitted);
+    assert_eq!(pages, 3, "2 + 2 + 1, and no empty page after a full one");
+    // A page exactly full has no next when nothing older exists.
+    filter.before = None;
+    filter.limit = Some(5);
+    assert_eq!(runner.executions(&filter).await.unwrap().next, None);
+    // Limits beyond the maximum are cut, not refused.
+    filter.limit = Some(u32::MAX);
+    assert_eq!(
+        runner.executions(&filter).await.unwrap().executions.len(),
+        5
+    );
+    runner.shutdown(Duration::from_secs(5)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn cancel_of_a_finished_or_unknown_execution() {
     let (_dir, runner) = start(ECHO).await;
     let handle = runner.execute("echo", json!({})).await.unwrap();

@@ -52,8 +52,8 @@ pub mod testing;
 
 pub use error::RunnerError;
 pub use runner::{
-    DeferPolicy, ExecutionHandle, ExecutionReport, Runner, RunnerBuilder, ShutdownReport,
-    StepReport,
+    DeferPolicy, ExecutionHandle, ExecutionPage, ExecutionReport, MAX_EXECUTIONS_PAGE, Runner,
+    RunnerBuilder, ShutdownReport, StepReport,
 };
 pub use runtime::progress::ExecutionProgress;
 pub use workflow::Workflow;

@@ -7,7 +7,7 @@ use std::time::Duration;
 use clap::Args;
 
 use super::Cli;
-use crate::store::{ExecutionFilter, ExecutionStatus};
+use crate::store::{ExecutionCursor, ExecutionFilter, ExecutionStatus};
 use crate::{ExecutionReport, Runner};
 
 /// Arguments of `corral executions`.
@@ -22,9 +22,18 @@ pub struct ExecutionsArgs {
     /// Only executions started by this schedule.
     #[arg(long)]
     pub schedule: Option<String>,
-    /// At most this many, newest first.
-    #[arg(long, default_value_t = 50)]
+    /// At most this many, newest first (at most 1000).
+    #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..=i64::from(crate::MAX_EXECUTIONS_PAGE)))]
     pub limit: u32,
+    /// Only executions older than this cursor: the one a previous page
+    /// printed to continue from.
+    #[arg(long, value_parser = parse_cursor)]
+    pub before: Option<ExecutionCursor>,
+}
+
+fn parse_cursor(s: &str) -> Result<ExecutionCursor, String> {
+    s.parse()
+        .map_err(|e: crate::store::CursorError| e.to_string())
 }
 
 fn parse_status(s: &str) -> Result<ExecutionStatus, String> {
@@ -80,14 +89,16 @@ pub(super) async fn list(cli: &Cli, args: &ExecutionsArgs) -> anyhow::Result<Exi
         status: args.status,
         schedule: args.schedule.clone(),
         limit: Some(args.limit),
+        before: args.before.clone(),
     };
-    let executions = with_client(cli, async |r| r.list_executions(&filter).await).await?;
+    let page = with_client(cli, async |r| r.executions(&filter).await).await?;
+    let executions = &page.executions;
     if cli.json {
         println!("{}", serde_json::to_string_pretty(&executions)?);
     } else if executions.is_empty() {
         println!("no executions");
     } else {
-        for e in &executions {
+        for e in executions {
             let created = humantime::format_rfc3339_seconds(
                 std::time::UNIX_EPOCH
                     + Duration::from_millis(u64::try_from(e.created_at_ms).unwrap_or_default()),
@@ -99,6 +110,10 @@ pub(super) async fn list(cli: &Cli, args: &ExecutionsArgs) -> anyhow::Result<Exi
                 e.workflow
             );
         }
+    }
+    // On stderr, so that stdout stays the list (what `--json` parses).
+    if let Some(next) = &page.next {
+        eprintln!("more: repeat with --before {next}");
     }
     Ok(ExitCode::SUCCESS)
 }

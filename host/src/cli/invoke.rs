@@ -9,7 +9,6 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
-use anyhow::anyhow;
 use clap::Args;
 
 use super::Cli;
@@ -100,15 +99,9 @@ pub(super) async fn run(cli: &Cli, args: &InvokeArgs) -> anyhow::Result<ExitCode
     let plugin = if looks_like_file(&args.plugin) {
         sandbox.load_plugin_file(&args.plugin).await?
     } else {
-        let store = cli.existing_store().await?;
-        let found = store.plugin(&args.plugin).await;
-        store.close().await;
-        let (_, bytes) = found?.ok_or_else(|| {
-            anyhow!(
-                "no plugin `{}` is registered (see `corral plugin list`)",
-                args.plugin
-            )
-        })?;
+        let (_, bytes) = cli
+            .with_reader(async |r| r.plugin_component(&args.plugin).await)
+            .await?;
         sandbox.load_plugin(bytes).await?
     };
     let mut limits = Limits::default();

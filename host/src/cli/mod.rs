@@ -15,7 +15,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 use crate::sandbox::{Sandbox, SandboxConfig};
-use crate::store::{self, DEFAULT_DATABASE_URL, Store};
+use crate::store::DEFAULT_DATABASE_URL;
 use crate::{Runner, RunnerBuilder};
 
 /// Corral runs workflow tasks as sandboxed WebAssembly components.
@@ -128,17 +128,6 @@ impl Cli {
             ..defaults
         };
         Ok(Sandbox::new(config)?)
-    }
-
-    /// The database, which must exist already: for commands that only
-    /// read it, which must not leave an empty database behind.
-    async fn existing_store(&self) -> anyhow::Result<std::sync::Arc<dyn Store>> {
-        let options = store::ConnectOptions {
-            tenant: self.tenant.clone(),
-            create: false,
-            ..Default::default()
-        };
-        Ok(store::connect_with(&self.database_url, &options).await?)
     }
 
     fn runner_builder(&self) -> RunnerBuilder {

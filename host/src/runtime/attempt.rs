@@ -7,9 +7,9 @@ use std::time::Duration;
 use serde_json::json;
 use tracing::Instrument;
 
+use super::RuntimeError;
 use super::batch::{EndPlanner, QueuedEnd, Ready, Write, WriteResult};
 use super::{Shared, planner};
-use crate::error::RunnerError;
 use crate::sandbox::{AttemptReport, AttemptRequest, Outcome};
 use crate::store::{
     AttemptEnd, AttemptResult, Claim, ExecutionStatus, Plan, Snapshot, TaskRunStatus, duration_ms,
@@ -64,7 +64,7 @@ pub(crate) async fn run_claim(shared: Arc<Shared>, claim: Claim) -> Halted {
                     // This host cannot load the plugin (its engine settings,
                     // say): leave the step to hosts that can rather than
                     // failing it, within bounds.
-                    Err(RunnerError::Plugin(error)) => {
+                    Err(RuntimeError::Plugin(error)) => {
                         deferred(&shared, &claim, "the plugin", &error).await.0
                     }
                     Err(error) => setup_failure(&shared, &claim, &error),
@@ -78,7 +78,7 @@ pub(crate) async fn run_claim(shared: Arc<Shared>, claim: Claim) -> Halted {
             ),
             // A newer host stored this workflow version: leave its steps to
             // hosts that read it (a rolling upgrade), within bounds.
-            Err(error @ RunnerError::Workflow(WorkflowError::NewerFormat { .. })) => {
+            Err(error @ RuntimeError::Workflow(WorkflowError::NewerFormat { .. })) => {
                 match deferred(&shared, &claim, "the workflow", &error).await {
                     (end, GaveUp(false)) => (
                         end,
@@ -189,10 +189,10 @@ pub(crate) async fn retrying<T, F, Fut>(
     shared: &Shared,
     doing: &str,
     mut work: F,
-) -> Result<T, RunnerError>
+) -> Result<T, RuntimeError>
 where
     F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Result<T, RunnerError>>,
+    Fut: std::future::Future<Output = Result<T, RuntimeError>>,
 {
     let mut tries = 0;
     loop {
@@ -216,7 +216,7 @@ where
 fn failed_execution(
     shared: &Shared,
     claim: &Claim,
-    error: &RunnerError,
+    error: &RuntimeError,
 ) -> (AttemptEnd, EndPlanner) {
     tracing::error!(%error, "cannot load the workflow of a claimed task run");
     let end = setup_failure(shared, claim, error);
@@ -239,10 +239,10 @@ async fn attempt(
     workflow: &Workflow,
     claim: &Claim,
     control: &crate::sandbox::AttemptControl,
-) -> Result<(AttemptReport, RetryPolicy), RunnerError> {
+) -> Result<(AttemptReport, RetryPolicy), RuntimeError> {
     let step = workflow
         .step(&claim.step_id)
-        .ok_or_else(|| RunnerError::UnknownStep(claim.step_id.clone()))?;
+        .ok_or_else(|| RuntimeError::UnknownStep(claim.step_id.clone()))?;
     let plugin = retrying(shared, "loading a plugin", || {
         shared.catalog.plugin(
             step.task.plugin(),
@@ -410,7 +410,7 @@ async fn earlier_deferrals(shared: &Shared, claim: &Claim) -> (u32, Option<i64>)
 
 /// The attempt could not even start (plugin missing, bad grant): a
 /// permanent failure of the step, with the reason.
-fn setup_failure(shared: &Shared, claim: &Claim, error: &RunnerError) -> AttemptEnd {
+fn setup_failure(shared: &Shared, claim: &Claim, error: &RuntimeError) -> AttemptEnd {
     not_run(
         shared,
         claim,

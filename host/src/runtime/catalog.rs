@@ -9,7 +9,7 @@ use std::sync::Arc;
 use dashmap::DashMap;
 use tokio::sync::OnceCell;
 
-use crate::error::RunnerError;
+use super::RuntimeError;
 use crate::sandbox::{Plugin, PluginError, Sandbox};
 use crate::store::{PluginPin, Store};
 use crate::workflow::Workflow;
@@ -46,23 +46,23 @@ impl Catalog {
         &self,
         name: &str,
         pin: Option<&PluginPin>,
-    ) -> Result<Plugin, RunnerError> {
+    ) -> Result<Plugin, RuntimeError> {
         let pin = match pin {
             Some(pin) => pin.clone(),
             None => self
                 .store
                 .resolve_plugin(name, None)
                 .await?
-                .ok_or_else(|| RunnerError::UnknownPlugin(name.to_owned()))?,
+                .ok_or_else(|| RuntimeError::UnknownPlugin(name.to_owned()))?,
         };
         let cell = self.plugins.entry(pin.sha256.clone()).or_default().clone();
         let plugin = cell
             .get_or_try_init(|| async {
                 if let Some(earlier) = self.unloadable.get(&pin.sha256) {
-                    return Err(RunnerError::from(PluginError::Earlier(earlier.clone())));
+                    return Err(RuntimeError::from(PluginError::Earlier(earlier.clone())));
                 }
                 let reference = format!("{name}@{}", pin.version);
-                let gone = || RunnerError::PinnedPluginGone {
+                let gone = || RuntimeError::PinnedPluginGone {
                     plugin: reference.clone(),
                     sha256: pin.sha256.clone(),
                 };
@@ -73,11 +73,11 @@ impl Catalog {
                 match self.sandbox.load_plugin(bytes).await {
                     Ok(plugin) => Ok(plugin),
                     // Halted mid-load says nothing about the plugin.
-                    Err(error) if self.sandbox.is_halted() => Err(RunnerError::from(error)),
+                    Err(error) if self.sandbox.is_halted() => Err(RuntimeError::from(error)),
                     Err(error) => {
                         let error = Arc::new(error);
                         self.unloadable.insert(pin.sha256.clone(), error.clone());
-                        Err(RunnerError::from(PluginError::Earlier(error)))
+                        Err(RuntimeError::from(PluginError::Earlier(error)))
                     }
                 }
             })
@@ -90,7 +90,7 @@ impl Catalog {
         &self,
         name: &str,
         version: &str,
-    ) -> Result<Arc<Workflow>, RunnerError> {
+    ) -> Result<Arc<Workflow>, RuntimeError> {
         let key = (name.to_owned(), version.to_owned());
         if let Some(workflow) = self.workflows.get(&key) {
             return Ok(workflow.clone());
@@ -99,9 +99,9 @@ impl Catalog {
             .store
             .workflow(name, Some(version))
             .await?
-            .ok_or_else(|| RunnerError::UnknownWorkflow(format!("{name}@{version}")))?;
+            .ok_or_else(|| RuntimeError::UnknownWorkflow(format!("{name}@{version}")))?;
         let workflow =
-            Arc::new(Workflow::from_stored(record.definition).map_err(RunnerError::Workflow)?);
+            Arc::new(Workflow::from_stored(record.definition).map_err(RuntimeError::Workflow)?);
         self.workflows.insert(key, workflow.clone());
         Ok(workflow)
     }

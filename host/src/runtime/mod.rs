@@ -9,9 +9,11 @@ mod attempt;
 pub(crate) mod batch;
 mod catalog;
 pub(crate) mod commit;
+mod error;
 mod executor;
 pub(crate) mod group_commit;
 mod leases;
+mod lifecycle;
 pub(crate) mod planner;
 pub(crate) mod progress;
 mod scheduler;
@@ -29,11 +31,14 @@ use crate::store::Store;
 use batch::{Write, WriteResult};
 use group_commit::{GroupCommit, Queued};
 
-pub(crate) use catalog::Catalog;
-pub(crate) use executor::{DrainReport, run_executor};
-pub(crate) use leases::run_lease_keeper;
-pub(crate) use progress::Progress;
-pub(crate) use scheduler::{fire_due, run_scheduler};
+use catalog::Catalog;
+pub(crate) use error::RuntimeError;
+pub(crate) use executor::DrainReport;
+use executor::run_executor;
+use leases::run_lease_keeper;
+pub(crate) use lifecycle::{Loops, Runtime, RuntimeLink};
+use progress::Progress;
+use scheduler::{fire_due, run_scheduler};
 
 /// A write queued with [`Shared::enqueue`], waiting for its commit.
 pub(crate) struct QueuedWrite {
@@ -105,39 +110,39 @@ impl Default for DeferPolicy {
 
 /// What the runner and its loops share.
 pub(crate) struct Shared {
-    pub(crate) runner_id: String,
-    pub(crate) store: Arc<dyn Store>,
-    pub(crate) sandbox: Sandbox,
-    pub(crate) catalog: Catalog,
-    pub(crate) config: RuntimeConfig,
+    runner_id: String,
+    store: Arc<dyn Store>,
+    sandbox: Sandbox,
+    catalog: Catalog,
+    config: RuntimeConfig,
     /// Attempts in flight here, by (execution, step): to cancel them. An
     /// attempt leaves the map once its end is queued for recording.
-    pub(crate) running: DashMap<(String, String), AttemptControl>,
+    running: DashMap<(String, String), AttemptControl>,
     /// Rung when an attempt leaves `running`.
-    pub(crate) left_running: Notify,
+    left_running: Notify,
     /// Task runs this runner works on, from their claim until their end is
     /// recorded or given up: the lease keeper renews exactly these.
-    pub(crate) claimed: DashSet<(String, String)>,
+    claimed: DashSet<(String, String)>,
     /// How many other runners that execute work were alive at the last
     /// heartbeat; `u64::MAX` before the first.
-    pub(crate) others_alive: AtomicU64,
+    others_alive: AtomicU64,
     /// When `shutdown` was called: attempts that ended before it are not
     /// the drain's to count.
-    pub(crate) stop_requested: std::sync::OnceLock<std::time::Instant>,
+    stop_requested: std::sync::OnceLock<std::time::Instant>,
     /// Free execution slots.
-    pub(crate) slots: Arc<Semaphore>,
+    slots: Arc<Semaphore>,
     /// Rung when work may have become ready.
-    pub(crate) wake: Notify,
+    wake: Notify,
     /// Live progress of executions someone watches.
-    pub(crate) progress: Progress,
+    progress: Progress,
     /// Submitted executions, attempt ends and claims, several per
     /// transaction: all in the first queue when the store commits them
     /// together, else one queue per kind (see [`Shared::write`]).
-    pub(crate) writers: [GroupCommit<Write, WriteResult>; 3],
+    writers: [GroupCommit<Write, WriteResult>; 3],
     /// Cancelled to stop claiming new work.
-    pub(crate) stop_claiming: CancellationToken,
+    stop_claiming: CancellationToken,
     /// Cancelled to stop the lease keeper.
-    pub(crate) stop_background: CancellationToken,
+    stop_background: CancellationToken,
 }
 
 impl Shared {
@@ -232,12 +237,12 @@ impl Shared {
         name: &str,
         input: crate::store::Object,
         now_ms: i64,
-    ) -> Result<crate::store::NewExecution, crate::RunnerError> {
+    ) -> Result<crate::store::NewExecution, RuntimeError> {
         let record = self
             .store
             .workflow(name, None)
             .await?
-            .ok_or_else(|| crate::RunnerError::UnknownWorkflow(name.to_owned()))?;
+            .ok_or_else(|| RuntimeError::UnknownWorkflow(name.to_owned()))?;
         let workflow = self.catalog.workflow(name, &record.version).await?;
         let plugins = self.pin_plugins(&workflow).await?;
         let plan = planner::initial(&workflow, &input, now_ms);
@@ -258,7 +263,7 @@ impl Shared {
     async fn pin_plugins(
         &self,
         workflow: &crate::workflow::Workflow,
-    ) -> Result<crate::store::PluginPins, crate::RunnerError> {
+    ) -> Result<crate::store::PluginPins, RuntimeError> {
         let mut pins = crate::store::PluginPins::new();
         for step in workflow.steps() {
             let reference = step.task.plugin_ref();
@@ -269,7 +274,7 @@ impl Shared {
                 .store
                 .resolve_plugin(step.task.plugin(), step.task.version())
                 .await?
-                .ok_or_else(|| crate::RunnerError::UnknownPlugin(reference.to_owned()))?;
+                .ok_or_else(|| RuntimeError::UnknownPlugin(reference.to_owned()))?;
             pins.insert(reference.to_owned(), pin);
         }
         Ok(pins)

@@ -10,8 +10,8 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use tokio::time::{MissedTickBehavior, interval};
 
+use super::RuntimeError;
 use super::Shared;
-use crate::error::RunnerError;
 use crate::schedule::{Clock, DEFAULT_TOLERANCE, Overlap, Schedule};
 use crate::store::{ScheduleFire, ScheduleRecord, now_ms};
 
@@ -33,7 +33,7 @@ pub(crate) async fn run_scheduler(shared: Arc<Shared>, clock: Arc<dyn Clock>) {
 }
 
 /// Fires what is due at `clock.now()`; returns how many executions started.
-pub(crate) async fn fire_due(shared: &Shared, clock: &dyn Clock) -> Result<usize, RunnerError> {
+pub(crate) async fn fire_due(shared: &Shared, clock: &dyn Clock) -> Result<usize, RuntimeError> {
     let mut started = 0;
     for record in shared.store.list_schedules().await? {
         if record.paused {
@@ -56,9 +56,12 @@ async fn fire_one(
     shared: &Shared,
     record: &ScheduleRecord,
     now: DateTime<Utc>,
-) -> Result<usize, RunnerError> {
+) -> Result<usize, RuntimeError> {
     let schedule: Schedule = serde_json::from_value(record.definition.clone()).map_err(|e| {
-        RunnerError::InvalidInput(format!("stored schedule `{}` is invalid: {e}", record.name))
+        RuntimeError::InvalidSchedule {
+            name: record.name.clone(),
+            reason: e.to_string(),
+        }
     })?;
     let anchor = DateTime::from_timestamp_millis(record.anchor_ms).unwrap_or(now);
     let mut started = 0;

@@ -10,6 +10,7 @@
 //! Queries are checked at run time (no database is needed to compile) and
 //! migrations are embedded in the binary and applied on connect.
 
+mod cursor;
 pub mod engine;
 mod pins;
 mod postgres;
@@ -24,6 +25,7 @@ use serde_json::Value;
 
 use crate::sandbox::PluginInfo;
 
+pub use cursor::{CursorError, ExecutionCursor};
 pub use engine::Engine;
 pub use postgres::PostgresStore;
 pub use records::{

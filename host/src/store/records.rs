@@ -550,6 +550,9 @@ pub struct ExecutionFilter {
     pub schedule: Option<String>,
     /// At most this many, newest first (default 100).
     pub limit: Option<u32>,
+    /// Only executions older than this cursor: the page after the one it
+    /// was taken from (see [`ExecutionCursor`](super::ExecutionCursor)).
+    pub before: Option<super::ExecutionCursor>,
 }
 
 /// A stored workflow version.

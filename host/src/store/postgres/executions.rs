@@ -199,12 +199,15 @@ impl PostgresStore {
             "SELECT * FROM executions
              WHERE ($1::text IS NULL OR workflow = $1) AND ($2::text IS NULL OR status = $2)
                AND ($4::text IS NULL OR schedule = $4)
+               AND ($5::bigint IS NULL OR (created_at, id) < ($5, $6::text))
              ORDER BY created_at DESC, id DESC LIMIT $3",
         )
         .bind(filter.workflow.as_deref())
         .bind(filter.status.map(ExecutionStatus::as_str))
         .bind(i64::from(filter.limit.unwrap_or(100)))
         .bind(filter.schedule.as_deref())
+        .bind(filter.before.as_ref().map(|c| c.created_at_ms))
+        .bind(filter.before.as_ref().map(|c| c.id.as_str()))
         .fetch_all(&self.pool)
         .await
         .map_err(query_err("listing executions"))?;

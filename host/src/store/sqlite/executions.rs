@@ -276,12 +276,15 @@ impl SqliteStore {
             "SELECT * FROM executions
              WHERE (?1 IS NULL OR workflow = ?1) AND (?2 IS NULL OR status = ?2)
                AND (?4 IS NULL OR schedule = ?4)
+               AND (?5 IS NULL OR created_at < ?5 OR (created_at = ?5 AND id < ?6))
              ORDER BY created_at DESC, id DESC LIMIT ?3",
         )
         .bind(filter.workflow.as_deref())
         .bind(filter.status.map(ExecutionStatus::as_str))
         .bind(i64::from(filter.limit.unwrap_or(100)))
         .bind(filter.schedule.as_deref())
+        .bind(filter.before.as_ref().map(|c| c.created_at_ms))
+        .bind(filter.before.as_ref().map(|c| c.id.as_str()))
         .fetch_all(&self.reader)
         .await
         .map_err(query_err("listing executions"))?;

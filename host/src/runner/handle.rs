@@ -1,0 +1,82 @@
+//! [`ExecutionHandle`]: one submitted execution, followed to its end.
+
+use std::time::Duration;
+
+use tokio::sync::watch;
+
+use super::ExecutionReport;
+use crate::error::RunnerError;
+use crate::runtime::RuntimeLink;
+use crate::runtime::progress::ExecutionProgress;
+
+/// A submitted execution: its id, its live progress, its result.
+#[derive(Clone)]
+pub struct ExecutionHandle {
+    id: String,
+    poll: Duration,
+    progress: watch::Receiver<ExecutionProgress>,
+    runtime: RuntimeLink,
+}
+
+impl std::fmt::Debug for ExecutionHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ExecutionHandle")
+            .field("id", &self.id)
+            .finish()
+    }
+}
+
+impl ExecutionHandle {
+    pub(super) fn new(
+        id: String,
+        progress: watch::Receiver<ExecutionProgress>,
+        runtime: RuntimeLink,
+        poll: Duration,
+    ) -> Self {
+        Self {
+            id,
+            poll,
+            progress,
+            runtime,
+        }
+    }
+
+    /// The execution's id.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// A watch of the execution's state and its steps' states, updated as
+    /// this runner records changes.
+    pub fn progress(&self) -> watch::Receiver<ExecutionProgress> {
+        self.progress.clone()
+    }
+
+    /// Waits until the execution ends and returns its report. Works for
+    /// executions run by other processes too (it polls the database).
+    pub async fn wait(&self) -> Result<ExecutionReport, RunnerError> {
+        let mut progress = self.progress.clone();
+        loop {
+            let snapshot = self
+                .runtime
+                .store()
+                .execution(&self.id)
+                .await?
+                .ok_or_else(|| RunnerError::UnknownExecution(self.id.clone()))?;
+            if snapshot.execution.status.is_final() {
+                let workflow = self.runtime.workflow_of(&snapshot).await;
+                return Ok(ExecutionReport::new(snapshot, workflow.as_deref()));
+            }
+            tokio::select! {
+                _ = progress.changed() => {}
+                () = tokio::time::sleep(self.poll) => {}
+            }
+        }
+    }
+
+    /// Cancels the execution (see [`Runner::cancel`]).
+    pub async fn cancel(&self) -> Result<(), RunnerError> {
+        self.runtime.cancel(&self.id).await?;
+        Ok(())
+    }
+}

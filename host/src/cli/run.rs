@@ -16,7 +16,8 @@ use super::executions::print_report;
 use super::input::read_input;
 use crate::ExecutionHandle;
 use crate::runtime::progress::ExecutionProgress;
-use crate::store::{ExecutionStatus, TaskRunStatus};
+use crate::store::ExecutionStatus;
+use crate::workflow::StepState;
 
 /// Arguments of `corral run`.
 #[derive(Debug, Args)]
@@ -141,7 +142,7 @@ async fn show_progress(handle: ExecutionHandle, quiet: bool) {
             let running: Vec<&str> = now
                 .steps
                 .iter()
-                .filter(|(_, s)| **s == TaskRunStatus::Running)
+                .filter(|(_, s)| **s == StepState::Running)
                 .map(|(id, _)| id.as_str())
                 .collect();
             bar.set_message(running.join(", "));

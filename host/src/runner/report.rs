@@ -4,8 +4,9 @@
 use serde::Serialize;
 
 use crate::store::{
-    ExecutionCursor, ExecutionRecord, ExecutionStatus, Object, PluginPins, Snapshot, TaskRunStatus,
+    ExecutionCursor, ExecutionRecord, ExecutionStatus, Object, PluginPins, Snapshot,
 };
+use crate::workflow::StepState;
 use crate::workflow::Workflow;
 
 /// What [`Runner::shutdown`] did.
@@ -26,7 +27,7 @@ pub struct StepReport {
     /// The step's id.
     pub id: String,
     /// Its state.
-    pub status: TaskRunStatus,
+    pub status: StepState,
     /// Attempts that counted.
     pub attempts: u32,
     /// Its last error.

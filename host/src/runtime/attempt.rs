@@ -12,11 +12,10 @@ use super::batch::{EndPlanner, QueuedEnd, Ready, Write, WriteResult};
 use super::{Shared, planner};
 use crate::sandbox::{AttemptReport, AttemptRequest, Outcome};
 use crate::store::{
-    AttemptEnd, AttemptResult, Claim, ExecutionStatus, Plan, Snapshot, TaskRunStatus, duration_ms,
-    now_ms,
+    AttemptEnd, AttemptResult, Claim, ExecutionStatus, Plan, Snapshot, duration_ms, now_ms,
 };
 use crate::workflow::{
-    FailureKind, NextAttempt, RetryPolicy, TaskDefaults, Workflow, WorkflowError,
+    FailureKind, NextAttempt, RetryPolicy, StepState, TaskDefaults, Workflow, WorkflowError,
 };
 
 /// Runs `claim` and records it; returns whether a halt of the sandbox
@@ -140,7 +139,7 @@ async fn record(shared: &Shared, key: &(String, String), end: AttemptEnd, planne
                     && snapshot
                         .runs
                         .iter()
-                        .any(|run| run.status == TaskRunStatus::Ready)
+                        .any(|run| run.status == StepState::Ready)
                 {
                     shared.wake.notify_one();
                 }

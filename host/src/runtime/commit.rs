@@ -24,9 +24,8 @@ use std::time::Duration;
 
 use super::planner;
 use crate::store::engine::{Changes, EndWrite, Engine, EngineTx, FinishWrite, StepWrite};
-use crate::store::{
-    AttemptEnd, Claim, ExecutionStatus, NewExecution, Plan, Snapshot, StoreError, TaskRunStatus,
-};
+use crate::store::{AttemptEnd, Claim, ExecutionStatus, NewExecution, Plan, Snapshot, StoreError};
+use crate::workflow::StepState;
 use crate::workflow::Workflow;
 
 /// A planner given by reference: decides step changes from a snapshot.
@@ -253,14 +252,14 @@ fn plan_requests<'a>(ends: &[&EndToRecord<'a>]) -> Vec<PlanRequest<'a>> {
 struct Planned {
     /// Per execution planned: its status and its runs' statuses before,
     /// and when it was last planned.
-    before: HashMap<String, (ExecutionStatus, Vec<TaskRunStatus>, i64)>,
+    before: HashMap<String, (ExecutionStatus, Vec<StepState>, i64)>,
 }
 
 /// Runs `requests` in order on `snapshots` (those of one execution each
 /// see the changes of the ones before), skipping executions already over
 /// or not found.
 fn plan(snapshots: &mut HashMap<String, Snapshot>, requests: &[PlanRequest<'_>]) -> Planned {
-    let mut before: HashMap<String, (ExecutionStatus, Vec<TaskRunStatus>, i64)> = HashMap::new();
+    let mut before: HashMap<String, (ExecutionStatus, Vec<StepState>, i64)> = HashMap::new();
     for request in requests {
         let Some(snapshot) = snapshots.get_mut(request.id) else {
             continue;

@@ -7,10 +7,10 @@
 //! what one of the runner's does, it says it in the runner's words (one
 //! text for both).
 
+use crate::RunnerError as E;
 use crate::sandbox::{PluginError, RunError};
 use crate::store::StoreError;
 use crate::workflow::WorkflowError;
-use crate::RunnerError as E;
 
 /// Why a runtime operation failed.
 #[derive(Debug, thiserror::Error)]

@@ -6,20 +6,8 @@
 
 use std::collections::HashMap;
 
-use crate::store::{ExecutionStatus, Object, Plan, Snapshot, StepChange, TaskRunStatus};
+use crate::store::{ExecutionStatus, Object, Plan, Snapshot, StepChange};
 use crate::workflow::{Action, StepState, Verdict, Workflow, plan as decide};
-
-fn step_state(status: TaskRunStatus) -> StepState {
-    match status {
-        TaskRunStatus::Pending => StepState::Pending,
-        TaskRunStatus::Ready => StepState::Ready,
-        TaskRunStatus::Running => StepState::Running,
-        TaskRunStatus::Succeeded => StepState::Succeeded,
-        TaskRunStatus::Failed => StepState::Failed,
-        TaskRunStatus::Skipped => StepState::Skipped,
-        TaskRunStatus::Cancelled => StepState::Cancelled,
-    }
-}
 
 /// Decides the pending steps whose upstream steps have all ended, and the
 /// execution's verdict once every step has ended.
@@ -30,7 +18,7 @@ pub(crate) fn plan(workflow: &Workflow, snapshot: &Snapshot, now_ms: i64) -> Pla
     let states: HashMap<String, StepState> = snapshot
         .runs
         .iter()
-        .map(|r| (r.step_id.clone(), step_state(r.status)))
+        .map(|r| (r.step_id.clone(), r.status))
         .collect();
     let outputs: HashMap<String, Object> = snapshot
         .runs
@@ -137,10 +125,7 @@ pub(crate) fn cancel_only(snapshot: &Snapshot) -> Plan {
         return Plan::default();
     }
     let steps = cancel_waiting(snapshot);
-    let running = snapshot
-        .runs
-        .iter()
-        .any(|r| r.status == TaskRunStatus::Running);
+    let running = snapshot.runs.iter().any(|r| r.status == StepState::Running);
     let finish = (!running).then(|| (ExecutionStatus::Cancelled, Some("cancelled".into())));
     Plan { steps, finish }
 }
@@ -150,7 +135,7 @@ pub(crate) fn cancel_waiting(snapshot: &Snapshot) -> Vec<StepChange> {
     snapshot
         .runs
         .iter()
-        .filter(|r| matches!(r.status, TaskRunStatus::Pending | TaskRunStatus::Ready))
+        .filter(|r| matches!(r.status, StepState::Pending | StepState::Ready))
         .map(|r| StepChange::Cancelled {
             step_id: r.step_id.clone(),
         })

@@ -7,7 +7,8 @@ use dashmap::DashMap;
 use serde::Serialize;
 use tokio::sync::watch;
 
-use crate::store::{ExecutionStatus, Snapshot, TaskRunStatus};
+use crate::store::{ExecutionStatus, Snapshot};
+use crate::workflow::StepState;
 
 /// A view of an execution: its state and each step's state.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -15,7 +16,7 @@ pub struct ExecutionProgress {
     /// The execution's state.
     pub status: ExecutionStatus,
     /// Each step's state, by step id.
-    pub steps: BTreeMap<String, TaskRunStatus>,
+    pub steps: BTreeMap<String, StepState>,
 }
 
 impl From<&Snapshot> for ExecutionProgress {
@@ -61,7 +62,7 @@ impl Progress {
     pub(crate) fn running(&self, execution_id: &str, step_id: &str) {
         if let Some(watched) = self.senders.get(execution_id) {
             watched.sender.send_modify(|p| {
-                p.steps.insert(step_id.to_owned(), TaskRunStatus::Running);
+                p.steps.insert(step_id.to_owned(), StepState::Running);
             });
         }
     }
@@ -113,7 +114,7 @@ mod tests {
     use super::*;
     use crate::store::{NewExecution, StepChange};
 
-    fn snapshot(a: TaskRunStatus, b: TaskRunStatus) -> Arc<Snapshot> {
+    fn snapshot(a: StepState, b: StepState) -> Arc<Snapshot> {
         let pending = |step: &str| StepChange::Pending {
             step_id: step.into(),
         };
@@ -132,7 +133,7 @@ mod tests {
         Arc::new(snapshot)
     }
 
-    fn step(progress: &watch::Receiver<ExecutionProgress>, id: &str) -> TaskRunStatus {
+    fn step(progress: &watch::Receiver<ExecutionProgress>, id: &str) -> StepState {
         progress.borrow().steps[id]
     }
 
@@ -141,14 +142,14 @@ mod tests {
     #[test]
     fn a_shared_snapshot_is_published_once() {
         let progress = Progress::default();
-        let first = snapshot(TaskRunStatus::Succeeded, TaskRunStatus::Ready);
+        let first = snapshot(StepState::Succeeded, StepState::Ready);
         let watch = progress.subscribe(&first);
         progress.publish_shared(&first);
         progress.running("e1", "b");
         progress.publish_shared(&first);
-        assert_eq!(step(&watch, "b"), TaskRunStatus::Running);
-        let next = snapshot(TaskRunStatus::Succeeded, TaskRunStatus::Succeeded);
+        assert_eq!(step(&watch, "b"), StepState::Running);
+        let next = snapshot(StepState::Succeeded, StepState::Succeeded);
         progress.publish_shared(&next);
-        assert_eq!(step(&watch, "b"), TaskRunStatus::Succeeded);
+        assert_eq!(step(&watch, "b"), StepState::Succeeded);
     }
 }

@@ -16,9 +16,8 @@
 
 use std::collections::HashMap;
 
-use super::{
-    AttemptEnd, Claim, ExecutionStatus, NewExecution, Object, Snapshot, StoreError, TaskRunStatus,
-};
+use super::{AttemptEnd, Claim, ExecutionStatus, NewExecution, Object, Snapshot, StoreError};
+use crate::workflow::StepState;
 
 /// The error recorded on attempts whose lease ran out (see
 /// [`EngineTx::requeue_expired`]); SQLite writes it as an SQL literal, so
@@ -42,7 +41,7 @@ pub struct StepWrite<'a> {
     /// The step.
     pub step_id: &'a str,
     /// Its new status: `ready`, `skipped` or `cancelled`.
-    pub status: TaskRunStatus,
+    pub status: StepState,
     /// Its merged input (set when it became ready).
     pub input: Option<&'a Object>,
     /// Not claimable before this time (ms since the Unix epoch).

@@ -25,14 +25,16 @@ use serde_json::Value;
 
 use crate::sandbox::PluginInfo;
 
+/// The state of a step's task run: [`StepState`](crate::workflow::StepState),
+/// the one step-status enum, under the name the store's records used first.
+pub use crate::workflow::StepState as TaskRunStatus;
 pub use cursor::{CursorError, ExecutionCursor};
 pub use engine::Engine;
 pub use postgres::PostgresStore;
 pub use records::{
     Applied, AttemptEnd, AttemptRecord, AttemptResult, Claim, ExecutionFilter, ExecutionRecord,
     ExecutionStatus, NewExecution, NewWorkflow, Object, Plan, PluginPin, PluginPins, ScheduleFire,
-    ScheduleRecord, Snapshot, StepChange, TaskRunRecord, TaskRunStatus, WorkflowOwner,
-    WorkflowRecord,
+    ScheduleRecord, Snapshot, StepChange, TaskRunRecord, WorkflowOwner, WorkflowRecord,
 };
 pub use sqlite::SqliteStore;
 

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use super::StoreError;
+use crate::workflow::StepState;
 
 /// JSON object, the shape of every input and output.
 pub type Object = Map<String, Value>;
@@ -78,43 +79,18 @@ status_enum! {
     }
 }
 
-status_enum! {
-    /// The state of one step of an execution.
-    TaskRunStatus {
-        /// Waiting for its dependencies.
-        Pending = "pending",
-        /// Dependencies done; claimable once its backoff (`not_before`) passed.
-        Ready = "ready",
-        /// Claimed by a runner, an attempt is in flight.
-        Running = "running",
-        /// Ended with an output.
-        Succeeded = "succeeded",
-        /// Ended with an error, retries used up or not retryable.
-        Failed = "failed",
-        /// Not run: its trigger rule or condition was not met.
-        Skipped = "skipped",
-        /// Not run to the end: the execution was cancelled.
-        Cancelled = "cancelled",
-    }
+/// A step state as stored, decoded.
+pub(crate) fn stored_step_state(text: &str) -> Result<StepState, StoreError> {
+    text.parse().map_err(|reason| StoreError::Corrupt {
+        what: "step state",
+        reason,
+    })
 }
 
 impl ExecutionStatus {
     /// Whether the execution has ended.
     pub fn is_final(self) -> bool {
         self != ExecutionStatus::Running
-    }
-}
-
-impl TaskRunStatus {
-    /// Whether the step has ended.
-    pub fn is_final(self) -> bool {
-        matches!(
-            self,
-            TaskRunStatus::Succeeded
-                | TaskRunStatus::Failed
-                | TaskRunStatus::Skipped
-                | TaskRunStatus::Cancelled
-        )
     }
 }
 
@@ -156,7 +132,7 @@ pub struct TaskRunRecord {
     /// The step's id.
     pub step_id: String,
     /// Its state.
-    pub status: TaskRunStatus,
+    pub status: StepState,
     /// Attempts that counted against the retry policy.
     pub attempts: u32,
     /// Not claimable before this time (ms since the Unix epoch): backoff.
@@ -227,7 +203,7 @@ impl NewExecution {
             .iter()
             .map(|step| TaskRunRecord {
                 step_id: step.step_id().to_owned(),
-                status: TaskRunStatus::Pending,
+                status: StepState::Pending,
                 attempts: 0,
                 not_before_ms: 0,
                 input: None,
@@ -298,20 +274,20 @@ pub enum StepChange {
 impl StepChange {
     /// The task run's row when an execution is created with this change:
     /// its status, its input (JSON text) and its `not_before`.
-    pub(crate) fn first_row(&self) -> (TaskRunStatus, Option<String>, i64) {
+    pub(crate) fn first_row(&self) -> (StepState, Option<String>, i64) {
         match self {
-            StepChange::Pending { .. } => (TaskRunStatus::Pending, None, 0),
+            StepChange::Pending { .. } => (StepState::Pending, None, 0),
             StepChange::Ready {
                 input,
                 not_before_ms,
                 ..
             } => (
-                TaskRunStatus::Ready,
+                StepState::Ready,
                 Some(Value::Object(input.clone()).to_string()),
                 *not_before_ms,
             ),
-            StepChange::Skipped { .. } => (TaskRunStatus::Skipped, None, 0),
-            StepChange::Cancelled { .. } => (TaskRunStatus::Cancelled, None, 0),
+            StepChange::Skipped { .. } => (StepState::Skipped, None, 0),
+            StepChange::Cancelled { .. } => (StepState::Cancelled, None, 0),
         }
     }
 
@@ -399,7 +375,7 @@ impl AttemptEnd {
     pub(crate) fn run_after(&self, now_ms: i64) -> RunAfterEnd<'_> {
         let (status, output, error, not_before_ms, uncounted) = match &self.result {
             AttemptResult::Succeeded(output) => (
-                TaskRunStatus::Succeeded,
+                StepState::Succeeded,
                 Some(Value::Object(output.clone()).to_string()),
                 None,
                 0,
@@ -409,24 +385,22 @@ impl AttemptEnd {
                 error,
                 not_before_ms,
             } => (
-                TaskRunStatus::Ready,
+                StepState::Ready,
                 None,
                 Some(error.as_str()),
                 *not_before_ms,
                 false,
             ),
             AttemptResult::Failed(error) => {
-                (TaskRunStatus::Failed, None, Some(error.as_str()), 0, false)
+                (StepState::Failed, None, Some(error.as_str()), 0, false)
             }
-            AttemptResult::Cancelled => {
-                (TaskRunStatus::Cancelled, None, Some("cancelled"), 0, false)
-            }
-            AttemptResult::Interrupted => (TaskRunStatus::Ready, None, None, now_ms, true),
+            AttemptResult::Cancelled => (StepState::Cancelled, None, Some("cancelled"), 0, false),
+            AttemptResult::Interrupted => (StepState::Ready, None, None, now_ms, true),
             AttemptResult::Deferred {
                 error,
                 not_before_ms,
             } => (
-                TaskRunStatus::Ready,
+                StepState::Ready,
                 None,
                 Some(error.as_str()),
                 *not_before_ms,
@@ -456,7 +430,7 @@ impl AttemptEnd {
 
 /// A task run's row after an attempt end: see [`AttemptEnd::run_after`].
 pub(crate) struct RunAfterEnd<'a> {
-    pub(crate) status: TaskRunStatus,
+    pub(crate) status: StepState,
     /// The output (JSON text), once succeeded.
     pub(crate) output: Option<String>,
     /// The task run's error, `None` to keep the one it had.
@@ -481,18 +455,18 @@ impl Snapshot {
     /// store need not read the execution back after re-planning.
     pub(crate) fn apply(&mut self, plan: &Plan, now_ms: i64) {
         for change in &plan.steps {
-            let (step_id, from, to): (&str, &[TaskRunStatus], TaskRunStatus) = match change {
+            let (step_id, from, to): (&str, &[StepState], StepState) = match change {
                 StepChange::Pending { .. } => continue,
                 StepChange::Ready { step_id, .. } => {
-                    (step_id, &[TaskRunStatus::Pending], TaskRunStatus::Ready)
+                    (step_id, &[StepState::Pending], StepState::Ready)
                 }
                 StepChange::Skipped { step_id } => {
-                    (step_id, &[TaskRunStatus::Pending], TaskRunStatus::Skipped)
+                    (step_id, &[StepState::Pending], StepState::Skipped)
                 }
                 StepChange::Cancelled { step_id } => (
                     step_id,
-                    &[TaskRunStatus::Pending, TaskRunStatus::Ready],
-                    TaskRunStatus::Cancelled,
+                    &[StepState::Pending, StepState::Ready],
+                    StepState::Cancelled,
                 ),
             };
             let Some(run) = self

@@ -97,7 +97,7 @@ impl StepState {
 
     /// Whether the step is over: `succeeded`, `failed`, `skipped` or
     /// `cancelled`.
-    pub fn is_terminal(self) -> bool {
+    pub fn is_final(self) -> bool {
         matches!(
             self,
             StepState::Succeeded | StepState::Failed | StepState::Skipped | StepState::Cancelled
@@ -281,7 +281,7 @@ pub fn evaluate(
     upstream: &[StepState],
     input: &Map<String, Value>,
 ) -> Decision {
-    if !upstream.iter().all(|s| s.is_terminal()) {
+    if !upstream.iter().all(|s| s.is_final()) {
         return Decision::Wait;
     }
     if upstream.contains(&StepState::Cancelled) {

@@ -15,9 +15,8 @@ use super::executions::{
 use super::{PostgresStore, query_err, text};
 use crate::store::engine::{Changes, EndWrite, Engine, EngineTx, LEASE_EXPIRED};
 use crate::store::pins::{pins, pins_text};
-use crate::store::{
-    AttemptResult, Claim, ExecutionStatus, NewExecution, Snapshot, StoreError, TaskRunStatus,
-};
+use crate::store::{AttemptResult, Claim, ExecutionStatus, NewExecution, Snapshot, StoreError};
+use crate::workflow::StepState;
 
 /// An open transaction at `READ COMMITTED`.
 struct PgTx {
@@ -108,10 +107,7 @@ impl EngineTx for PgTx {
 
     async fn apply(&mut self, changes: &Changes<'_>) -> Result<(), StoreError> {
         apply(&mut self.tx, changes).await?;
-        self.made_work |= changes
-            .steps
-            .iter()
-            .any(|s| s.status == TaskRunStatus::Ready);
+        self.made_work |= changes.steps.iter().any(|s| s.status == StepState::Ready);
         Ok(())
     }
 
@@ -273,7 +269,7 @@ pub(super) async fn insert_executions(
     .execute(&mut *conn)
     .await
     .map_err(query_err(doing))?;
-    Ok(statuses.contains(&TaskRunStatus::Ready.as_str()))
+    Ok(statuses.contains(&StepState::Ready.as_str()))
 }
 
 /// See [`EngineTx::record_ends`]: one statement, the task runs' update

@@ -11,6 +11,7 @@ use super::engine::load_snapshots;
 use super::{PostgresStore, query_err};
 use crate::store::RUNNER_FORGOTTEN_MS;
 use crate::store::pins::pins;
+use crate::store::records::stored_step_state;
 use crate::store::{
     AttemptRecord, ExecutionFilter, ExecutionRecord, ExecutionStatus, Object, Snapshot, StoreError,
     TaskRunRecord,
@@ -63,7 +64,7 @@ pub(super) fn task_run_record(row: &PgRow) -> Result<TaskRunRecord, StoreError> 
     let status: String = row.try_get("status").map_err(e())?;
     Ok(TaskRunRecord {
         step_id: row.try_get("step_id").map_err(e())?,
-        status: status.parse()?,
+        status: stored_step_state(&status)?,
         attempts: count(row.try_get("attempts").map_err(e())?),
         not_before_ms: row.try_get("not_before").map_err(e())?,
         input: opt_object(row.try_get("input").map_err(e())?, "task run input")?,

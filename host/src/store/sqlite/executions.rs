@@ -13,6 +13,7 @@ use super::engine::load_snapshots;
 use super::{SqliteStore, bulk, query_err};
 use crate::store::RUNNER_FORGOTTEN_MS;
 use crate::store::pins::{pins, pins_text};
+use crate::store::records::stored_step_state;
 use crate::store::{
     AttemptRecord, ExecutionFilter, ExecutionRecord, ExecutionStatus, NewExecution, Object,
     Snapshot, StoreError, TaskRunRecord,
@@ -78,7 +79,7 @@ pub(super) fn task_run_record(row: &SqliteRow) -> Result<TaskRunRecord, StoreErr
     let attempts: i64 = row.try_get("attempts").map_err(e())?;
     Ok(TaskRunRecord {
         step_id: row.try_get("step_id").map_err(e())?,
-        status: status.parse()?,
+        status: stored_step_state(&status)?,
         attempts: u32::try_from(attempts).unwrap_or_default(),
         not_before_ms: row.try_get("not_before").map_err(e())?,
         input: opt_object(row.try_get("input").map_err(e())?, "task run input")?,

@@ -74,7 +74,7 @@ impl ExecutionHandle {
         }
     }
 
-    /// Cancels the execution (see [`Runner::cancel`]).
+    /// Cancels the execution (see [`Runner::cancel`](crate::Runner::cancel)).
     pub async fn cancel(&self) -> Result<(), RunnerError> {
         self.runtime.cancel(&self.id).await?;
         Ok(())

@@ -40,7 +40,7 @@ fn shipped_error(info: &PluginInfo, name: &str, error: impl std::fmt::Display) -
 }
 
 /// The registered plugins, as the workflow validator sees them: oldest
-/// registration first (as [`Store::list_plugins`] lists them).
+/// registration first (as [`Store::list_plugins`](crate::store::Plugins::list_plugins) lists them).
 struct Registered(Vec<PluginInfo>);
 
 fn task_names(info: &PluginInfo) -> Vec<String> {

@@ -9,7 +9,7 @@ use crate::store::{
 use crate::workflow::StepState;
 use crate::workflow::Workflow;
 
-/// What [`Runner::shutdown`] did.
+/// What [`Runner::shutdown`](crate::Runner::shutdown) did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct ShutdownReport {
     /// Attempts that finished within the grace period.
@@ -36,7 +36,7 @@ pub struct StepReport {
     pub output: Option<Object>,
 }
 
-/// An execution, as reported by [`Runner::status`] and [`ExecutionHandle::wait`].
+/// An execution, as reported by [`Runner::status`](crate::Runner::status) and [`ExecutionHandle::wait`](crate::ExecutionHandle::wait).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ExecutionReport {
     /// Its id.

@@ -1,5 +1,5 @@
 //! Paging through executions: [`ExecutionCursor`] marks where a page of
-//! [`list_executions`](super::Store::list_executions) ended, so the next
+//! [`list_executions`](super::Reads::list_executions) ended, so the next
 //! page starts right after it however many executions were added since.
 
 use std::fmt;

@@ -1,6 +1,7 @@
-//! Persistence: the [`Store`] trait, implemented on SQLite (the embedded
+//! Persistence: the [`Store`] traits, implemented on SQLite (the embedded
 //! default) and PostgreSQL (several hosts sharing the work, tenants as
-//! schemas).
+//! schemas), split by what uses them: the registry ([`Plugins`],
+//! [`Workflows`]), [`Schedules`], [`Reads`], [`Hosts`] and the [`Engine`].
 //!
 //! The writes that move executions forward are not store methods but
 //! transactions the runtime drives through the primitives of [`engine`]
@@ -12,55 +13,38 @@
 
 mod cursor;
 pub mod engine;
+mod hosts;
 mod pins;
 mod postgres;
+mod reads;
 mod records;
+mod registry;
+mod rows;
+mod schedules;
 mod sqlite;
 mod transient;
 
 use std::sync::Arc;
-
-use serde::{Deserialize, Serialize};
-use serde_json::Value;
-
-use crate::sandbox::PluginInfo;
 
 /// The state of a step's task run: [`StepState`](crate::workflow::StepState),
 /// the one step-status enum, under the name the store's records used first.
 pub use crate::workflow::StepState as TaskRunStatus;
 pub use cursor::{CursorError, ExecutionCursor};
 pub use engine::Engine;
+pub use hosts::{Hosts, RUNNER_FORGOTTEN_MS, Wakeup, Wakeups};
 pub use postgres::PostgresStore;
+pub use reads::Reads;
 pub use records::{
     Applied, AttemptEnd, AttemptRecord, AttemptResult, Claim, ExecutionFilter, ExecutionRecord,
     ExecutionStatus, NewExecution, NewWorkflow, Object, Plan, PluginPin, PluginPins, ScheduleFire,
     ScheduleRecord, Snapshot, StepChange, TaskRunRecord, WorkflowOwner, WorkflowRecord,
 };
+pub use registry::{Added, PluginRecord, Plugins, Workflows};
+pub use schedules::Schedules;
 pub use sqlite::SqliteStore;
-
-/// A wake-up that another runner sent through the database.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Wakeup {
-    /// Work may have become claimable.
-    Work,
-    /// This execution was asked to be cancelled.
-    Cancel(String),
-}
-
-/// A subscription to wake-ups: see [`Store::listen`].
-#[async_trait::async_trait]
-pub trait Wakeups: Send {
-    /// The next wake-up; `None` once the subscription has ended (the pool
-    /// was closed).
-    async fn next(&mut self) -> Option<Wakeup>;
-}
 
 /// The rest of closing a pool: see [`Store::close`].
 pub type ClosePool = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + 'static>>;
-
-/// How long a runner may be silent before [`Store::heartbeat`] forgets it
-/// (10 minutes).
-pub const RUNNER_FORGOTTEN_MS: i64 = 10 * 60 * 1000;
 
 /// The default database: a SQLite file `corral.db` in the working directory.
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://corral.db";
@@ -173,212 +157,14 @@ pub enum StoreError {
     },
 }
 
-/// A registered plugin, without its bytes.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct PluginRecord {
-    /// What the plugin said about itself.
-    pub info: PluginInfo,
-    /// Hex SHA-256 of the component.
-    pub sha256: String,
-    /// Size of the component in bytes.
-    pub size: u64,
-    /// When it was registered (RFC 3339, UTC).
-    pub added_at: String,
-}
-
-/// Whether [`Store::add_plugin`] changed anything.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Added {
-    /// A new `name@version` was stored.
-    New,
-    /// The very same bytes were already registered; nothing changed.
-    Unchanged,
-}
-
-/// Everything Corral keeps. Every method commits before it returns; the
-/// engine's writes, which move executions forward, are transactions the
-/// runtime drives (see [`Engine`]).
-#[async_trait::async_trait]
-pub trait Store: Engine + Send + Sync + 'static {
-    /// Registers a plugin's bytes under `info.name@info.version`.
-    async fn add_plugin(
-        &self,
-        info: &PluginInfo,
-        sha256: &str,
-        bytes: &[u8],
-    ) -> Result<Added, StoreError> {
-        self.register_plugin(info, sha256, bytes, &[], now_ms())
-            .await
-            .map(|(added, _)| added)
-    }
-
-    /// Registers a plugin's bytes under `info.name@info.version` and stores
-    /// the workflows it ships, owned by the plugin, all in one transaction:
-    /// if any part fails (another plugin's bytes under that version, a
-    /// workflow name owned by someone else), nothing is stored.
-    async fn register_plugin(
-        &self,
-        info: &PluginInfo,
-        sha256: &str,
-        bytes: &[u8],
-        workflows: &[NewWorkflow<'_>],
-        now_ms: i64,
-    ) -> Result<(Added, Vec<Applied>), StoreError>;
-
-    /// All registered plugins, by name then registration time.
-    async fn list_plugins(&self) -> Result<Vec<PluginRecord>, StoreError>;
-
-    /// The plugin `name` (its newest registration) or `name@version`, with
-    /// its bytes; `None` if there is no such plugin.
-    async fn plugin(&self, reference: &str) -> Result<Option<(PluginRecord, Vec<u8>)>, StoreError>;
-
-    /// The registration a new execution of plugin `name` runs: with no
-    /// `version`, the newest registered one; with one, the registration of
-    /// exactly that version, else the newest whose version continues it
-    /// after a `.` (`0.2` picks the newest of `0.2.0`, `0.2.7`, ...).
-    /// `None` when nothing matches.
-    async fn resolve_plugin(
-        &self,
-        name: &str,
-        version: Option<&str>,
-    ) -> Result<Option<PluginPin>, StoreError>;
-
-    /// Removes the registration `name@version`; `false` if there was none.
-    /// Fails with [`StoreError::PluginInUse`], removing nothing, while an
-    /// execution that has not ended runs it.
-    async fn remove_plugin(&self, name: &str, version: &str) -> Result<bool, StoreError>;
-
-    /// Stores a workflow version as the operator's (see
-    /// [`apply_workflow_as`](Store::apply_workflow_as)).
-    async fn apply_workflow(
-        &self,
-        name: &str,
-        version: &str,
-        definition: &Value,
-        now_ms: i64,
-    ) -> Result<Applied, StoreError> {
-        let workflow = NewWorkflow {
-            name,
-            version,
-            definition,
-        };
-        self.apply_workflow_as(&workflow, &WorkflowOwner::Operator, now_ms)
-            .await
-    }
-
-    /// Stores a workflow version owned by `owner`; a no-op when its version
-    /// is already the latest of its name and `owner` owns it. Fails with
-    /// [`StoreError::WorkflowOwned`], storing nothing, when `owner` may not
-    /// update the name (see [`WorkflowOwner`]).
-    async fn apply_workflow_as(
-        &self,
-        workflow: &NewWorkflow<'_>,
-        owner: &WorkflowOwner,
-        now_ms: i64,
-    ) -> Result<Applied, StoreError>;
-
-    /// The workflow `name` at `version`, or its latest version.
-    async fn workflow(
-        &self,
-        name: &str,
-        version: Option<&str>,
-    ) -> Result<Option<WorkflowRecord>, StoreError>;
-
-    /// The latest version of every workflow, by name.
-    async fn list_workflows(&self) -> Result<Vec<WorkflowRecord>, StoreError>;
-
-    /// Extends the lease of the task runs `runs` (`(execution id, step
-    /// id)`) that `runner_id` holds to `lease_ms` past the moment the update
-    /// runs (the database's clock, so time spent waiting for a lock does
-    /// not eat the lease); returns the ids of the executions of any task run
-    /// it holds where a cancel was requested. Only the runs listed are
-    /// renewed: a run the runner holds but no longer works on (its end could
-    /// not be recorded) must expire, so that another runner takes it.
-    async fn renew_leases(
-        &self,
-        runner_id: &str,
-        runs: &[(String, String)],
-        lease_ms: i64,
-    ) -> Result<Vec<String>, StoreError>;
-
-    /// Records that `runner_id` (a runner that executes work) is alive at
-    /// `now_ms`, forgets runners silent for [`RUNNER_FORGOTTEN_MS`], and
-    /// returns how many other runners were alive at or after
-    /// `alive_since_ms`.
-    async fn heartbeat(
-        &self,
-        runner_id: &str,
-        now_ms: i64,
-        alive_since_ms: i64,
-    ) -> Result<u64, StoreError>;
-
-    /// The task runs `runner_id` holds claims on: `(execution id, step id)`.
-    /// A runner compares them with the attempts it runs to find claims it
-    /// lost (its lease expired and another runner took the step).
-    async fn held_claims(&self, runner_id: &str) -> Result<Vec<(String, String)>, StoreError>;
-
-    /// An execution with its task runs.
-    async fn execution(&self, id: &str) -> Result<Option<Snapshot>, StoreError>;
-
-    /// Executions, newest first.
-    async fn list_executions(
-        &self,
-        filter: &ExecutionFilter,
-    ) -> Result<Vec<ExecutionRecord>, StoreError>;
-
-    /// The attempts of an execution (of one step if given), in order.
-    async fn attempts(
-        &self,
-        execution_id: &str,
-        step_id: Option<&str>,
-    ) -> Result<Vec<AttemptRecord>, StoreError>;
-
-    /// Stores a schedule by name (replacing one of the same name, keeping
-    /// its anchor and paused state); `Unchanged` if the definition is the same.
-    async fn put_schedule(
-        &self,
-        name: &str,
-        workflow: &str,
-        definition: &Value,
-        now_ms: i64,
-    ) -> Result<Applied, StoreError>;
-
-    /// The schedule `name`.
-    async fn schedule(&self, name: &str) -> Result<Option<ScheduleRecord>, StoreError>;
-
-    /// Every schedule, by name.
-    async fn list_schedules(&self) -> Result<Vec<ScheduleRecord>, StoreError>;
-
-    /// Pauses or resumes a schedule; `false` if there is no such schedule.
-    /// Resuming moves its anchor to `now_ms`: fire times that passed while
-    /// it was paused are not due (pausing is deliberate, not an outage).
-    async fn set_schedule_paused(
-        &self,
-        name: &str,
-        paused: bool,
-        now_ms: i64,
-    ) -> Result<bool, StoreError>;
-
-    /// Removes a schedule (its executions stay); `false` if there was none.
-    async fn remove_schedule(&self, name: &str) -> Result<bool, StoreError>;
-
-    /// Records one fire of a schedule and starts its execution, in one
-    /// transaction, unless that fire time was recorded already (by another
-    /// host, or before a restart): then nothing changes and it returns
-    /// `false`. Advances the schedule's anchor to the fire time.
-    async fn fire_schedule(&self, fire: &ScheduleFire, now_ms: i64) -> Result<bool, StoreError>;
-
-    /// Whether an execution started by the schedule is still running.
-    async fn schedule_running(&self, name: &str) -> Result<bool, StoreError>;
-
-    /// Subscribes to the wake-ups other runners send when they make work
-    /// claimable or cancel an execution, where the database can deliver them
-    /// (PostgreSQL's `LISTEN/NOTIFY`). `None` where it cannot (SQLite): then
-    /// runners poll.
-    async fn listen(&self) -> Result<Option<Box<dyn Wakeups>>, StoreError> {
-        Ok(None)
-    }
-
+/// Everything Corral keeps, split by what uses it: the registry
+/// ([`Plugins`], [`Workflows`]), [`Schedules`], [`Reads`] of executions,
+/// [`Hosts`]' leases and wake-ups, and the [`Engine`]'s transactions that
+/// move executions forward. A `dyn Store` offers every method of them; a backend implements each
+/// trait in the file of its concern (`sqlite/plugins.rs`, ...).
+pub trait Store:
+    Plugins + Workflows + Schedules + Reads + Hosts + Engine + Send + Sync + 'static
+{
     /// Whether the pool is closed.
     fn is_closed(&self) -> bool;
 

@@ -513,7 +513,7 @@ pub struct Plan {
     pub finish: Option<(ExecutionStatus, Option<String>)>,
 }
 
-/// Filter of [`Store::list_executions`](super::Store::list_executions).
+/// Filter of [`Reads::list_executions`](super::Reads::list_executions).
 #[derive(Debug, Clone, Default)]
 pub struct ExecutionFilter {
     /// Only this workflow.
@@ -618,7 +618,7 @@ impl std::fmt::Display for WorkflowOwner {
     }
 }
 
-/// A workflow version to store: see [`Store::register_plugin`](super::Store::register_plugin).
+/// A workflow version to store: see [`Plugins::register_plugin`](super::Plugins::register_plugin).
 #[derive(Debug, Clone, Copy)]
 pub struct NewWorkflow<'a> {
     /// Its name.
@@ -629,7 +629,7 @@ pub struct NewWorkflow<'a> {
     pub definition: &'a Value,
 }
 
-/// What [`Store::apply_workflow`](super::Store::apply_workflow) did.
+/// What [`Workflows::apply_workflow`](super::Workflows::apply_workflow) did.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "change", rename_all = "snake_case")]
 pub enum Applied {
@@ -662,7 +662,7 @@ pub struct ScheduleRecord {
     pub created_at_ms: i64,
 }
 
-/// One fire of a schedule, recorded with [`Store::fire_schedule`](super::Store::fire_schedule).
+/// One fire of a schedule, recorded with [`Schedules::fire_schedule`](super::Schedules::fire_schedule).
 #[derive(Debug, Clone)]
 pub struct ScheduleFire {
     /// The schedule.

@@ -9,12 +9,11 @@ use std::collections::{HashMap, HashSet};
 
 use sqlx::{Postgres, Row, Transaction};
 
-use super::executions::{
-    CANCEL, WORK, count, execution_record, notify, opt_object, task_run_record,
-};
+use super::hosts::{CANCEL, WORK, notify};
 use super::{PostgresStore, query_err, text};
 use crate::store::engine::{Changes, EndWrite, Engine, EngineTx, LEASE_EXPIRED};
-use crate::store::pins::{pins, pins_text};
+use crate::store::pins::pins_text;
+use crate::store::rows::{claim_record, execution_record, task_run_record};
 use crate::store::{AttemptResult, Claim, ExecutionStatus, NewExecution, Snapshot, StoreError};
 use crate::workflow::StepState;
 
@@ -528,20 +527,5 @@ async fn claim(
     .fetch_all(&mut *conn)
     .await
     .map_err(query_err(doing))?;
-    let e = || query_err(doing);
-    rows.iter()
-        .map(|row| {
-            Ok(Claim {
-                execution_id: row.try_get("execution_id").map_err(e())?,
-                workflow: row.try_get("workflow").map_err(e())?,
-                workflow_version: row.try_get("workflow_version").map_err(e())?,
-                step_id: row.try_get("step_id").map_err(e())?,
-                attempts: count(row.try_get("attempts").map_err(e())?),
-                number: count(row.try_get("number").map_err(e())?),
-                input: opt_object(row.try_get("input").map_err(e())?, "task run input")?
-                    .unwrap_or_default(),
-                plugins: pins(row.try_get("plugins").map_err(e())?)?,
-            })
-        })
-        .collect()
+    rows.iter().map(|row| claim_record(row, doing)).collect()
 }

@@ -33,6 +33,7 @@
 
 mod engine;
 mod executions;
+mod hosts;
 mod plugins;
 mod schedules;
 mod workflows;
@@ -44,13 +45,7 @@ use std::time::Duration;
 use sqlx::Connection;
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
 
-use super::{
-    Added, Applied, AttemptRecord, ClosePool, ExecutionFilter, ExecutionRecord, NewWorkflow,
-    PluginPin, PluginRecord, Snapshot, Store, StoreError, Wakeup, Wakeups, WorkflowOwner,
-    WorkflowRecord,
-};
-use crate::sandbox::PluginInfo;
-use crate::store::{ScheduleFire, ScheduleRecord};
+use super::{ClosePool, Store, StoreError};
 
 /// Most connections one store opens.
 const MAX_CONNECTIONS: u32 = 8;
@@ -229,160 +224,9 @@ pub(super) fn query_err(doing: &'static str) -> impl FnOnce(sqlx::Error) -> Stor
     move |source| StoreError::Query { doing, source }
 }
 
-#[async_trait::async_trait]
 impl Store for PostgresStore {
-    async fn register_plugin(
-        &self,
-        info: &PluginInfo,
-        sha256: &str,
-        bytes: &[u8],
-        workflows: &[NewWorkflow<'_>],
-        now_ms: i64,
-    ) -> Result<(Added, Vec<Applied>), StoreError> {
-        PostgresStore::register_plugin(self, info, sha256, bytes, workflows, now_ms).await
-    }
-
-    async fn list_plugins(&self) -> Result<Vec<PluginRecord>, StoreError> {
-        PostgresStore::list_plugins(self).await
-    }
-
-    async fn plugin(&self, reference: &str) -> Result<Option<(PluginRecord, Vec<u8>)>, StoreError> {
-        PostgresStore::plugin(self, reference).await
-    }
-
-    async fn resolve_plugin(
-        &self,
-        name: &str,
-        version: Option<&str>,
-    ) -> Result<Option<PluginPin>, StoreError> {
-        PostgresStore::resolve_plugin(self, name, version).await
-    }
-
-    async fn remove_plugin(&self, name: &str, version: &str) -> Result<bool, StoreError> {
-        PostgresStore::remove_plugin(self, name, version).await
-    }
-
-    async fn apply_workflow_as(
-        &self,
-        workflow: &NewWorkflow<'_>,
-        owner: &WorkflowOwner,
-        now_ms: i64,
-    ) -> Result<Applied, StoreError> {
-        PostgresStore::apply_workflow_as(self, workflow, owner, now_ms).await
-    }
-
-    async fn workflow(
-        &self,
-        name: &str,
-        version: Option<&str>,
-    ) -> Result<Option<WorkflowRecord>, StoreError> {
-        PostgresStore::workflow(self, name, version).await
-    }
-
-    async fn list_workflows(&self) -> Result<Vec<WorkflowRecord>, StoreError> {
-        PostgresStore::list_workflows(self).await
-    }
-
-    async fn renew_leases(
-        &self,
-        runner_id: &str,
-        runs: &[(String, String)],
-        lease_ms: i64,
-    ) -> Result<Vec<String>, StoreError> {
-        PostgresStore::renew_leases(self, runner_id, runs, lease_ms).await
-    }
-
-    async fn heartbeat(
-        &self,
-        runner_id: &str,
-        now_ms: i64,
-        alive_since_ms: i64,
-    ) -> Result<u64, StoreError> {
-        PostgresStore::heartbeat(self, runner_id, now_ms, alive_since_ms).await
-    }
-
-    async fn put_schedule(
-        &self,
-        name: &str,
-        workflow: &str,
-        definition: &serde_json::Value,
-        now_ms: i64,
-    ) -> Result<Applied, StoreError> {
-        PostgresStore::put_schedule(self, name, workflow, definition, now_ms).await
-    }
-
-    async fn schedule(&self, name: &str) -> Result<Option<ScheduleRecord>, StoreError> {
-        PostgresStore::schedule(self, name).await
-    }
-
-    async fn list_schedules(&self) -> Result<Vec<ScheduleRecord>, StoreError> {
-        PostgresStore::list_schedules(self).await
-    }
-
-    async fn set_schedule_paused(
-        &self,
-        name: &str,
-        paused: bool,
-        now_ms: i64,
-    ) -> Result<bool, StoreError> {
-        PostgresStore::set_schedule_paused(self, name, paused, now_ms).await
-    }
-
-    async fn remove_schedule(&self, name: &str) -> Result<bool, StoreError> {
-        PostgresStore::remove_schedule(self, name).await
-    }
-
-    async fn fire_schedule(&self, fire: &ScheduleFire, now_ms: i64) -> Result<bool, StoreError> {
-        PostgresStore::fire_schedule(self, fire, now_ms).await
-    }
-
-    async fn schedule_running(&self, name: &str) -> Result<bool, StoreError> {
-        PostgresStore::schedule_running(self, name).await
-    }
-
-    async fn held_claims(&self, runner_id: &str) -> Result<Vec<(String, String)>, StoreError> {
-        sqlx::query_as(
-            "SELECT execution_id, step_id FROM task_runs
-             WHERE claimed_by = $1 AND status = 'running'",
-        )
-        .bind(runner_id)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(query_err("listing held claims"))
-    }
-
-    async fn execution(&self, id: &str) -> Result<Option<Snapshot>, StoreError> {
-        PostgresStore::execution(self, id).await
-    }
-
-    async fn list_executions(
-        &self,
-        filter: &ExecutionFilter,
-    ) -> Result<Vec<ExecutionRecord>, StoreError> {
-        PostgresStore::list_executions(self, filter).await
-    }
-
-    async fn attempts(
-        &self,
-        execution_id: &str,
-        step_id: Option<&str>,
-    ) -> Result<Vec<AttemptRecord>, StoreError> {
-        PostgresStore::attempts(self, execution_id, step_id).await
-    }
-
     fn is_closed(&self) -> bool {
         self.pool.is_closed()
-    }
-
-    async fn listen(&self) -> Result<Option<Box<dyn Wakeups>>, StoreError> {
-        let mut listener = sqlx::postgres::PgListener::connect_with(&self.pool)
-            .await
-            .map_err(query_err("listening for wake-ups"))?;
-        listener
-            .listen(&executions::channel(&self.schema))
-            .await
-            .map_err(query_err("listening for wake-ups"))?;
-        Ok(Some(Box::new(Listener(listener))))
     }
 
     fn close(&self) -> ClosePool {
@@ -404,33 +248,6 @@ impl Store for PostgresStore {
                 pool.close().await;
             }
         })
-    }
-}
-
-/// Wake-ups from `LISTEN`.
-struct Listener(sqlx::postgres::PgListener);
-
-#[async_trait::async_trait]
-impl Wakeups for Listener {
-    async fn next(&mut self) -> Option<Wakeup> {
-        loop {
-            match self.0.recv().await {
-                Ok(notification) => {
-                    let payload = notification.payload();
-                    return Some(match payload.strip_prefix(executions::CANCEL) {
-                        Some(id) => Wakeup::Cancel(id.to_owned()),
-                        None => Wakeup::Work,
-                    });
-                }
-                Err(sqlx::Error::PoolClosed) => return None,
-                Err(error) => {
-                    // The listener reconnects on the next call; meanwhile
-                    // the runner's polling covers what was missed.
-                    tracing::warn!(%error, "lost the wake-up connection; reconnecting");
-                    tokio::time::sleep(Duration::from_millis(500)).await;
-                }
-            }
-        }
     }
 }
 

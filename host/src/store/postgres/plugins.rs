@@ -1,7 +1,6 @@
 //! Plugin registry queries.
 
 use sqlx::Row;
-use sqlx::postgres::PgRow;
 
 use sqlx::PgConnection;
 
@@ -9,29 +8,15 @@ use super::workflows::apply_workflow_in;
 use super::{PostgresStore, query_err};
 use crate::sandbox::PluginInfo;
 use crate::store::pins::refuse_if_in_use;
+use crate::store::rows::plugin_record;
 use crate::store::{
-    Added, Applied, ExecutionStatus, NewWorkflow, PluginPin, PluginRecord, StoreError,
+    Added, Applied, ExecutionStatus, NewWorkflow, PluginPin, PluginRecord, Plugins, StoreError,
     WorkflowOwner, now_rfc3339,
 };
 
-fn plugin_record(row: &PgRow) -> Result<PluginRecord, StoreError> {
-    let e = || query_err("reading a plugin");
-    let info: String = row.try_get("info").map_err(e())?;
-    let info: PluginInfo = serde_json::from_str(&info).map_err(|e| StoreError::Corrupt {
-        what: "plugin info",
-        reason: e.to_string(),
-    })?;
-    let size: i64 = row.try_get("size").map_err(e())?;
-    Ok(PluginRecord {
-        info,
-        sha256: row.try_get("sha256").map_err(e())?,
-        size: u64::try_from(size).unwrap_or_default(),
-        added_at: row.try_get("added_at").map_err(e())?,
-    })
-}
-
-impl PostgresStore {
-    pub(super) async fn register_plugin(
+#[async_trait::async_trait]
+impl Plugins for PostgresStore {
+    async fn register_plugin(
         &self,
         info: &PluginInfo,
         sha256: &str,
@@ -51,7 +36,7 @@ impl PostgresStore {
         Ok((added, applied))
     }
 
-    pub(super) async fn list_plugins(&self) -> Result<Vec<PluginRecord>, StoreError> {
+    async fn list_plugins(&self) -> Result<Vec<PluginRecord>, StoreError> {
         let rows = sqlx::query(
             "SELECT name, version, sha256, info, size, added_at FROM plugins
              ORDER BY name, added_at",
@@ -62,10 +47,7 @@ impl PostgresStore {
         rows.iter().map(plugin_record).collect()
     }
 
-    pub(super) async fn plugin(
-        &self,
-        reference: &str,
-    ) -> Result<Option<(PluginRecord, Vec<u8>)>, StoreError> {
+    async fn plugin(&self, reference: &str) -> Result<Option<(PluginRecord, Vec<u8>)>, StoreError> {
         let (name, version) = match reference.split_once('@') {
             Some((name, version)) => (name, Some(version)),
             None => (reference, None),
@@ -86,10 +68,7 @@ impl PostgresStore {
             .map_err(query_err("reading plugin bytes"))?;
         Ok(Some((plugin_record(&row)?, bytes)))
     }
-}
-
-impl PostgresStore {
-    pub(super) async fn resolve_plugin(
+    async fn resolve_plugin(
         &self,
         name: &str,
         version: Option<&str>,
@@ -115,11 +94,7 @@ impl PostgresStore {
         .transpose()
     }
 
-    pub(super) async fn remove_plugin(
-        &self,
-        name: &str,
-        version: &str,
-    ) -> Result<bool, StoreError> {
+    async fn remove_plugin(&self, name: &str, version: &str) -> Result<bool, StoreError> {
         let doing = "removing a plugin";
         let mut tx = self.pool.begin().await.map_err(query_err(doing))?;
         let removed = sqlx::query("DELETE FROM plugins WHERE name = $1 AND version = $2")

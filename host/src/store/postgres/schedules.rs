@@ -1,31 +1,14 @@
 //! Schedules and their fires.
 
-use sqlx::Row;
-use sqlx::postgres::PgRow;
-
 use super::engine::insert_executions;
-use super::executions::{WORK, notify};
+use super::hosts::{WORK, notify};
 use super::{PostgresStore, query_err};
-use crate::store::{Applied, ScheduleFire, ScheduleRecord, StoreError};
+use crate::store::rows::schedule_record;
+use crate::store::{Applied, ScheduleFire, ScheduleRecord, Schedules, StoreError};
 
-fn schedule_record(row: &PgRow) -> Result<ScheduleRecord, StoreError> {
-    let e = || query_err("reading a schedule");
-    let definition: String = row.try_get("definition").map_err(e())?;
-    Ok(ScheduleRecord {
-        name: row.try_get("name").map_err(e())?,
-        workflow: row.try_get("workflow").map_err(e())?,
-        definition: serde_json::from_str(&definition).map_err(|err| StoreError::Corrupt {
-            what: "schedule definition",
-            reason: err.to_string(),
-        })?,
-        paused: row.try_get("paused").map_err(e())?,
-        anchor_ms: row.try_get("anchor").map_err(e())?,
-        created_at_ms: row.try_get("created_at").map_err(e())?,
-    })
-}
-
-impl PostgresStore {
-    pub(super) async fn put_schedule(
+#[async_trait::async_trait]
+impl Schedules for PostgresStore {
+    async fn put_schedule(
         &self,
         name: &str,
         workflow: &str,
@@ -65,7 +48,7 @@ impl PostgresStore {
         Ok(applied)
     }
 
-    pub(super) async fn schedule(&self, name: &str) -> Result<Option<ScheduleRecord>, StoreError> {
+    async fn schedule(&self, name: &str) -> Result<Option<ScheduleRecord>, StoreError> {
         let row = sqlx::query("SELECT * FROM schedules WHERE name = $1")
             .bind(name)
             .fetch_optional(&self.pool)
@@ -74,7 +57,7 @@ impl PostgresStore {
         row.as_ref().map(schedule_record).transpose()
     }
 
-    pub(super) async fn list_schedules(&self) -> Result<Vec<ScheduleRecord>, StoreError> {
+    async fn list_schedules(&self) -> Result<Vec<ScheduleRecord>, StoreError> {
         let rows = sqlx::query("SELECT * FROM schedules ORDER BY name")
             .fetch_all(&self.pool)
             .await
@@ -82,7 +65,7 @@ impl PostgresStore {
         rows.iter().map(schedule_record).collect()
     }
 
-    pub(super) async fn set_schedule_paused(
+    async fn set_schedule_paused(
         &self,
         name: &str,
         paused: bool,
@@ -102,7 +85,7 @@ impl PostgresStore {
         Ok(updated.rows_affected() > 0)
     }
 
-    pub(super) async fn remove_schedule(&self, name: &str) -> Result<bool, StoreError> {
+    async fn remove_schedule(&self, name: &str) -> Result<bool, StoreError> {
         let removed = sqlx::query("DELETE FROM schedules WHERE name = $1")
             .bind(name)
             .execute(&self.pool)
@@ -111,11 +94,7 @@ impl PostgresStore {
         Ok(removed.rows_affected() > 0)
     }
 
-    pub(super) async fn fire_schedule(
-        &self,
-        fire: &ScheduleFire,
-        now_ms: i64,
-    ) -> Result<bool, StoreError> {
+    async fn fire_schedule(&self, fire: &ScheduleFire, now_ms: i64) -> Result<bool, StoreError> {
         let doing = "firing a schedule";
         let mut tx = self.pool.begin().await.map_err(query_err(doing))?;
         let inserted = sqlx::query(
@@ -156,7 +135,7 @@ impl PostgresStore {
         Ok(true)
     }
 
-    pub(super) async fn schedule_running(&self, name: &str) -> Result<bool, StoreError> {
+    async fn schedule_running(&self, name: &str) -> Result<bool, StoreError> {
         sqlx::query_scalar(
             "SELECT EXISTS (SELECT 1 FROM executions WHERE schedule = $1 AND status = 'running')",
         )

@@ -1,28 +1,14 @@
 //! Workflow version queries.
 
-use sqlx::postgres::PgRow;
-use sqlx::{PgConnection, Row};
+use sqlx::PgConnection;
 
 use super::{PostgresStore, query_err};
-use crate::store::{Applied, NewWorkflow, StoreError, WorkflowOwner, WorkflowRecord};
+use crate::store::rows::workflow_record;
+use crate::store::{Applied, NewWorkflow, StoreError, WorkflowOwner, WorkflowRecord, Workflows};
 
-fn workflow_record(row: &PgRow) -> Result<WorkflowRecord, StoreError> {
-    let e = || query_err("reading a workflow");
-    let definition: String = row.try_get("definition").map_err(e())?;
-    Ok(WorkflowRecord {
-        name: row.try_get("name").map_err(e())?,
-        version: row.try_get("version").map_err(e())?,
-        definition: serde_json::from_str(&definition).map_err(|e| StoreError::Corrupt {
-            what: "workflow definition",
-            reason: e.to_string(),
-        })?,
-        applied_at_ms: row.try_get("applied_at").map_err(e())?,
-        owner: WorkflowOwner::from_stored(row.try_get("owner").map_err(e())?),
-    })
-}
-
-impl PostgresStore {
-    pub(super) async fn apply_workflow_as(
+#[async_trait::async_trait]
+impl Workflows for PostgresStore {
+    async fn apply_workflow_as(
         &self,
         workflow: &NewWorkflow<'_>,
         owner: &WorkflowOwner,
@@ -35,7 +21,7 @@ impl PostgresStore {
         Ok(applied)
     }
 
-    pub(super) async fn workflow(
+    async fn workflow(
         &self,
         name: &str,
         version: Option<&str>,
@@ -53,7 +39,7 @@ impl PostgresStore {
         row.as_ref().map(workflow_record).transpose()
     }
 
-    pub(super) async fn list_workflows(&self) -> Result<Vec<WorkflowRecord>, StoreError> {
+    async fn list_workflows(&self) -> Result<Vec<WorkflowRecord>, StoreError> {
         let rows = sqlx::query(
             "SELECT DISTINCT ON (name) name, version, definition, applied_at, owner FROM workflows
              ORDER BY name, applied_at DESC, seq DESC",

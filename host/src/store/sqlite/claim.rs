@@ -2,12 +2,10 @@
 //! attempt row, in two statements whatever the batch's size, sent in one
 //! round trip.
 
-use sqlx::Row;
 use sqlx::sqlite::SqliteRow;
 
-use super::executions::opt_object;
-use super::{bulk, query_err};
-use crate::store::pins::pins;
+use super::bulk;
+use crate::store::rows::claim_record;
 use crate::store::{Claim, StoreError};
 
 const CLAIMING: &str = "claiming task runs";
@@ -75,7 +73,7 @@ pub(super) fn push_claim(
                WHERE rowid IN (",
             picked!(),
             ")
-               RETURNING execution_id, step_id, attempts, input, attempt_number,
+               RETURNING execution_id, step_id, attempts, input, attempt_number AS number,
                          (SELECT workflow FROM executions e
                           WHERE e.id = task_runs.execution_id) AS workflow,
                          (SELECT workflow_version FROM executions e
@@ -89,23 +87,5 @@ pub(super) fn push_claim(
 
 /// The claims in the rows the statements of [`push_claim`] returned.
 pub(super) fn claims_from(rows: &[SqliteRow]) -> Result<Vec<Claim>, StoreError> {
-    let doing = CLAIMING;
-    let mut claims = Vec::with_capacity(rows.len());
-    for row in rows {
-        let get = |name: &str| row.try_get::<String, _>(name).map_err(query_err(doing));
-        let attempts: i64 = row.try_get("attempts").map_err(query_err(doing))?;
-        let number: i64 = row.try_get("attempt_number").map_err(query_err(doing))?;
-        let input: Option<String> = row.try_get("input").map_err(query_err(doing))?;
-        claims.push(Claim {
-            execution_id: get("execution_id")?,
-            step_id: get("step_id")?,
-            workflow: get("workflow")?,
-            workflow_version: get("workflow_version")?,
-            input: opt_object(input, "task run input")?.unwrap_or_default(),
-            attempts: u32::try_from(attempts).unwrap_or_default(),
-            number: u32::try_from(number).unwrap_or_default(),
-            plugins: pins(row.try_get("plugins").map_err(query_err(doing))?)?,
-        });
-    }
-    Ok(claims)
+    rows.iter().map(|row| claim_record(row, CLAIMING)).collect()
 }

@@ -14,10 +14,11 @@ use sqlx::sqlite::SqliteRow;
 use sqlx::{Row, Sqlite, Transaction};
 
 use super::claim::{claims_from, push_claim};
-use super::executions::{execution_record, push_inserts, task_run_record};
+use super::executions::push_inserts;
 use super::{SqliteStore, bulk, query_err};
 use crate::store::engine::{Changes, EndWrite, Engine, EngineTx, LEASE_EXPIRED};
 use crate::store::records::RunAfterEnd;
+use crate::store::rows::{execution_record, task_run_record};
 use crate::store::{Claim, NewExecution, Snapshot, StoreError};
 
 /// An open `BEGIN IMMEDIATE` transaction on the write connection.

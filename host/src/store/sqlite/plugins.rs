@@ -1,7 +1,6 @@
 //! Plugin registry queries.
 
 use sqlx::Row;
-use sqlx::sqlite::SqliteRow;
 
 use sqlx::SqliteConnection;
 
@@ -9,34 +8,17 @@ use super::SqliteStore;
 use super::workflows::apply_workflow_in;
 use crate::sandbox::PluginInfo;
 use crate::store::{
-    Added, Applied, ExecutionStatus, NewWorkflow, PluginPin, PluginRecord, StoreError,
+    Added, Applied, ExecutionStatus, NewWorkflow, PluginPin, PluginRecord, Plugins, StoreError,
     WorkflowOwner, now_rfc3339,
 };
 
 use super::query_err;
 use crate::store::pins::refuse_if_in_use;
+use crate::store::rows::plugin_record;
 
-fn plugin_record(row: &SqliteRow) -> Result<PluginRecord, StoreError> {
-    let info: String = row.try_get("info").map_err(query_err("reading a plugin"))?;
-    let info: PluginInfo = serde_json::from_str(&info).map_err(|e| StoreError::Corrupt {
-        what: "plugin info",
-        reason: e.to_string(),
-    })?;
-    let size: i64 = row.try_get("size").map_err(query_err("reading a plugin"))?;
-    Ok(PluginRecord {
-        info,
-        sha256: row
-            .try_get("sha256")
-            .map_err(query_err("reading a plugin"))?,
-        size: u64::try_from(size).unwrap_or_default(),
-        added_at: row
-            .try_get("added_at")
-            .map_err(query_err("reading a plugin"))?,
-    })
-}
-
-impl SqliteStore {
-    pub(super) async fn register_plugin(
+#[async_trait::async_trait]
+impl Plugins for SqliteStore {
+    async fn register_plugin(
         &self,
         info: &PluginInfo,
         sha256: &str,
@@ -60,7 +42,7 @@ impl SqliteStore {
         Ok((added, applied))
     }
 
-    pub(super) async fn list_plugins(&self) -> Result<Vec<PluginRecord>, StoreError> {
+    async fn list_plugins(&self) -> Result<Vec<PluginRecord>, StoreError> {
         let rows = sqlx::query(
             "SELECT name, version, sha256, info, size, added_at FROM plugins
              ORDER BY name, added_at",
@@ -71,10 +53,7 @@ impl SqliteStore {
         rows.iter().map(plugin_record).collect()
     }
 
-    pub(super) async fn plugin(
-        &self,
-        reference: &str,
-    ) -> Result<Option<(PluginRecord, Vec<u8>)>, StoreError> {
+    async fn plugin(&self, reference: &str) -> Result<Option<(PluginRecord, Vec<u8>)>, StoreError> {
         let (name, version) = match reference.split_once('@') {
             Some((name, version)) => (name, Some(version)),
             None => (reference, None),
@@ -95,10 +74,7 @@ impl SqliteStore {
             .map_err(query_err("reading plugin bytes"))?;
         Ok(Some((plugin_record(&row)?, bytes)))
     }
-}
-
-impl SqliteStore {
-    pub(super) async fn resolve_plugin(
+    async fn resolve_plugin(
         &self,
         name: &str,
         version: Option<&str>,
@@ -124,11 +100,7 @@ impl SqliteStore {
         .transpose()
     }
 
-    pub(super) async fn remove_plugin(
-        &self,
-        name: &str,
-        version: &str,
-    ) -> Result<bool, StoreError> {
+    async fn remove_plugin(&self, name: &str, version: &str) -> Result<bool, StoreError> {
         let doing = "removing a plugin";
         let mut tx = self
             .pool

@@ -1,30 +1,13 @@
 //! Schedules and their fires.
 
-use sqlx::Row;
-use sqlx::sqlite::SqliteRow;
-
 use super::executions::insert_executions;
 use super::{SqliteStore, query_err};
-use crate::store::{Applied, ScheduleFire, ScheduleRecord, StoreError};
+use crate::store::rows::schedule_record;
+use crate::store::{Applied, ScheduleFire, ScheduleRecord, Schedules, StoreError};
 
-fn schedule_record(row: &SqliteRow) -> Result<ScheduleRecord, StoreError> {
-    let e = || query_err("reading a schedule");
-    let definition: String = row.try_get("definition").map_err(e())?;
-    Ok(ScheduleRecord {
-        name: row.try_get("name").map_err(e())?,
-        workflow: row.try_get("workflow").map_err(e())?,
-        definition: serde_json::from_str(&definition).map_err(|err| StoreError::Corrupt {
-            what: "schedule definition",
-            reason: err.to_string(),
-        })?,
-        paused: row.try_get("paused").map_err(e())?,
-        anchor_ms: row.try_get("anchor").map_err(e())?,
-        created_at_ms: row.try_get("created_at").map_err(e())?,
-    })
-}
-
-impl SqliteStore {
-    pub(super) async fn put_schedule(
+#[async_trait::async_trait]
+impl Schedules for SqliteStore {
+    async fn put_schedule(
         &self,
         name: &str,
         workflow: &str,
@@ -68,7 +51,7 @@ impl SqliteStore {
         Ok(applied)
     }
 
-    pub(super) async fn schedule(&self, name: &str) -> Result<Option<ScheduleRecord>, StoreError> {
+    async fn schedule(&self, name: &str) -> Result<Option<ScheduleRecord>, StoreError> {
         let row = sqlx::query("SELECT * FROM schedules WHERE name = ?")
             .bind(name)
             .fetch_optional(&self.reader)
@@ -77,7 +60,7 @@ impl SqliteStore {
         row.as_ref().map(schedule_record).transpose()
     }
 
-    pub(super) async fn list_schedules(&self) -> Result<Vec<ScheduleRecord>, StoreError> {
+    async fn list_schedules(&self) -> Result<Vec<ScheduleRecord>, StoreError> {
         let rows = sqlx::query("SELECT * FROM schedules ORDER BY name")
             .fetch_all(&self.reader)
             .await
@@ -85,7 +68,7 @@ impl SqliteStore {
         rows.iter().map(schedule_record).collect()
     }
 
-    pub(super) async fn set_schedule_paused(
+    async fn set_schedule_paused(
         &self,
         name: &str,
         paused: bool,
@@ -105,7 +88,7 @@ impl SqliteStore {
         Ok(updated.rows_affected() > 0)
     }
 
-    pub(super) async fn remove_schedule(&self, name: &str) -> Result<bool, StoreError> {
+    async fn remove_schedule(&self, name: &str) -> Result<bool, StoreError> {
         let removed = sqlx::query("DELETE FROM schedules WHERE name = ?")
             .bind(name)
             .execute(&self.pool)
@@ -114,11 +97,7 @@ impl SqliteStore {
         Ok(removed.rows_affected() > 0)
     }
 
-    pub(super) async fn fire_schedule(
-        &self,
-        fire: &ScheduleFire,
-        now_ms: i64,
-    ) -> Result<bool, StoreError> {
+    async fn fire_schedule(&self, fire: &ScheduleFire, now_ms: i64) -> Result<bool, StoreError> {
         let doing = "firing a schedule";
         let mut tx = self
             .pool
@@ -159,7 +138,7 @@ impl SqliteStore {
         Ok(true)
     }
 
-    pub(super) async fn schedule_running(&self, name: &str) -> Result<bool, StoreError> {
+    async fn schedule_running(&self, name: &str) -> Result<bool, StoreError> {
         sqlx::query_scalar(
             "SELECT EXISTS (SELECT 1 FROM executions WHERE schedule = ? AND status = 'running')",
         )

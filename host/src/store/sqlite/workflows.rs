@@ -1,38 +1,14 @@
 //! Workflow version queries.
 
-use sqlx::sqlite::SqliteRow;
-use sqlx::{Row, SqliteConnection};
+use sqlx::SqliteConnection;
 
 use super::{SqliteStore, query_err};
-use crate::store::{Applied, NewWorkflow, StoreError, WorkflowOwner, WorkflowRecord};
+use crate::store::rows::workflow_record;
+use crate::store::{Applied, NewWorkflow, StoreError, WorkflowOwner, WorkflowRecord, Workflows};
 
-fn workflow_record(row: &SqliteRow) -> Result<WorkflowRecord, StoreError> {
-    let definition: String = row
-        .try_get("definition")
-        .map_err(query_err("reading a workflow"))?;
-    Ok(WorkflowRecord {
-        name: row
-            .try_get("name")
-            .map_err(query_err("reading a workflow"))?,
-        version: row
-            .try_get("version")
-            .map_err(query_err("reading a workflow"))?,
-        definition: serde_json::from_str(&definition).map_err(|e| StoreError::Corrupt {
-            what: "workflow definition",
-            reason: e.to_string(),
-        })?,
-        applied_at_ms: row
-            .try_get("applied_at")
-            .map_err(query_err("reading a workflow"))?,
-        owner: WorkflowOwner::from_stored(
-            row.try_get("owner")
-                .map_err(query_err("reading a workflow"))?,
-        ),
-    })
-}
-
-impl SqliteStore {
-    pub(super) async fn apply_workflow_as(
+#[async_trait::async_trait]
+impl Workflows for SqliteStore {
+    async fn apply_workflow_as(
         &self,
         workflow: &NewWorkflow<'_>,
         owner: &WorkflowOwner,
@@ -49,7 +25,7 @@ impl SqliteStore {
         Ok(applied)
     }
 
-    pub(super) async fn workflow(
+    async fn workflow(
         &self,
         name: &str,
         version: Option<&str>,
@@ -67,7 +43,7 @@ impl SqliteStore {
         row.as_ref().map(workflow_record).transpose()
     }
 
-    pub(super) async fn list_workflows(&self) -> Result<Vec<WorkflowRecord>, StoreError> {
+    async fn list_workflows(&self) -> Result<Vec<WorkflowRecord>, StoreError> {
         let rows = sqlx::query(
             "SELECT name, version, definition, applied_at, owner FROM workflows w
              WHERE rowid = (SELECT rowid FROM workflows x WHERE x.name = w.name

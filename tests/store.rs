@@ -82,6 +82,7 @@ macro_rules! store_tests {
 
 store_tests!(
     plugins_add_list_lookup_conflict,
+    plugin_versions_resolve_and_remove,
     workflows_apply_created_updated_unchanged,
     create_execution_and_read_it_back,
     create_executions_is_all_or_nothing,
@@ -415,6 +416,74 @@ fn cancel_only(snapshot: &Snapshot) -> Plan {
 
 // ---------------------------------------------------------------------------
 // The suite
+
+async fn plugin_versions_resolve_and_remove(db: Db) {
+    let store = &*db.store;
+    for (version, sha) in [
+        ("0.1.0", "s-010"),
+        ("0.2.0", "s-020"),
+        ("0.2.7", "s-027"),
+        ("0.20.1", "s-201"),
+    ] {
+        store
+            .add_plugin(&plugin_info("etl", version), sha, sha.as_bytes())
+            .await
+            .unwrap();
+        // added_at has millisecond precision: keep registrations apart.
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let resolve = |version: Option<&'static str>| async move {
+        store
+            .resolve_plugin("etl", version)
+            .await
+            .unwrap()
+            .map(|pin| (pin.version, pin.sha256))
+    };
+    let pin = |v: &str, s: &str| Some((v.to_owned(), s.to_owned()));
+    assert_eq!(resolve(None).await, pin("0.20.1", "s-201"), "newest");
+    assert_eq!(resolve(Some("0.1.0")).await, pin("0.1.0", "s-010"), "exact");
+    // `0.2` continues after a dot: 0.2.x, never 0.20.1.
+    assert_eq!(resolve(Some("0.2")).await, pin("0.2.7", "s-027"));
+    assert_eq!(resolve(Some("0.3")).await, None);
+    assert_eq!(store.resolve_plugin("nope", None).await.unwrap(), None);
+
+    // Removal is refused while an execution that has not ended pins the
+    // version, through a plain or a versioned reference.
+    workflow(store, "w").await;
+    let mut pinned = new_execution("e-pin", "w", vec![ready("a", T)]);
+    pinned.plugins.insert(
+        "etl@0.2".into(),
+        corral::store::PluginPin {
+            version: "0.2.7".into(),
+            sha256: "s-027".into(),
+        },
+    );
+    store.create_execution(&pinned, T).await.unwrap();
+    match store.remove_plugin("etl", "0.2.7").await {
+        Err(StoreError::PluginInUse {
+            count: 1, example, ..
+        }) => assert_eq!(example, "e-pin"),
+        other => panic!("expected PluginInUse, got {other:?}"),
+    }
+    assert_eq!(
+        resolve(Some("0.2")).await,
+        pin("0.2.7", "s-027"),
+        "nothing removed"
+    );
+    // Another version is free to go; an unknown one is `false`.
+    assert!(store.remove_plugin("etl", "0.2.0").await.unwrap());
+    assert!(!store.remove_plugin("etl", "0.2.0").await.unwrap());
+    assert!(!store.remove_plugin("other", "0.1.0").await.unwrap());
+    assert_eq!(store.plugin("etl@0.2.0").await.unwrap(), None);
+    // Once its execution ended, the pinned version may go too.
+    testing::cancel_execution(store, "e-pin", T + 1, &cancel_only)
+        .await
+        .unwrap()
+        .expect("e-pin");
+    assert!(store.remove_plugin("etl", "0.2.7").await.unwrap());
+    assert_eq!(resolve(Some("0.2")).await, None);
+    assert_eq!(resolve(None).await, pin("0.20.1", "s-201"));
+}
 
 async fn plugins_add_list_lookup_conflict(db: Db) {
     let store = &*db.store;

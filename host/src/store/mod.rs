@@ -19,6 +19,7 @@ mod postgres;
 mod reads;
 mod records;
 mod registry;
+mod registry_sql;
 mod rows;
 mod schedules;
 mod sqlite;

@@ -184,6 +184,19 @@ impl EngineTx for PgTx {
     }
 }
 
+/// Inserts executions (see [`insert_executions`]) and, when any has a
+/// ready step, wakes every host at commit, not only this one's claim loop.
+pub(super) async fn create_and_wake(
+    conn: &mut sqlx::PgConnection,
+    batch: &[NewExecution],
+    now_ms: i64,
+) -> Result<(), StoreError> {
+    if insert_executions(conn, batch, now_ms).await? {
+        notify(conn, WORK).await?;
+    }
+    Ok(())
+}
+
 /// Inserts executions and their task runs in their first planned states:
 /// two statements for the whole batch. Returns whether any step is ready
 /// (the caller then wakes the other hosts: see `notify`).

@@ -31,12 +31,11 @@
 //! a cancel) is delivered when it commits. Runners still poll slowly, in
 //! case a notification is lost with a connection.
 
+mod dialect;
 mod engine;
 mod executions;
 mod hosts;
-mod plugins;
-mod schedules;
-mod workflows;
+mod registry;
 
 use std::borrow::Cow;
 use std::str::FromStr;
@@ -77,6 +76,21 @@ async fn create_schema(conn: &mut PgConnection, quoted: &str) -> Result<(), sqlx
 pub struct PostgresStore {
     pool: PgPool,
     schema: String,
+}
+
+impl PostgresStore {
+    /// The pool reads go to (the one pool).
+    fn reads(&self) -> &PgPool {
+        &self.pool
+    }
+
+    /// A transaction at the server's default isolation (`READ COMMITTED`).
+    async fn begin_write(
+        &self,
+        doing: &'static str,
+    ) -> Result<sqlx::Transaction<'static, sqlx::Postgres>, StoreError> {
+        self.pool.begin().await.map_err(query_err(doing))
+    }
 }
 
 impl PostgresStore {

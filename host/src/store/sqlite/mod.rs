@@ -2,12 +2,11 @@
 
 mod bulk;
 mod claim;
+mod dialect;
 mod engine;
 mod executions;
 mod hosts;
-mod plugins;
-mod schedules;
-mod workflows;
+mod registry;
 
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
 use std::str::FromStr;
@@ -95,6 +94,24 @@ impl SqliteStore {
     /// Whether both pools are closed.
     fn pools_closed(&self) -> bool {
         self.pool.is_closed() && self.reader.is_closed()
+    }
+
+    /// The pool reads outside transactions go to.
+    fn reads(&self) -> &SqlitePool {
+        &self.reader
+    }
+
+    /// A write transaction that holds the write lock from its start: a
+    /// deferred one that reads first and writes later can fail with
+    /// `SQLITE_BUSY` instead of waiting when another writer got in between.
+    async fn begin_write(
+        &self,
+        doing: &'static str,
+    ) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>, StoreError> {
+        self.pool
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(query_err(doing))
     }
 }
 

@@ -301,7 +301,7 @@ async fn slow_plugin_db(dir: &std::path::Path) -> String {
         .await
         .unwrap()
         .id()
-        .to_owned();
+        .to_string();
     registrar.shutdown(Duration::ZERO).await;
     id
 }

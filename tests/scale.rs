@@ -77,7 +77,7 @@ async fn submit(client: &Runner, n: usize, nap: f64) -> Vec<String> {
             .execute("fan", json!({ "seconds": nap }))
             .await
             .unwrap();
-        ids.push(handle.id().to_owned());
+        ids.push(handle.id().to_string());
     }
     ids
 }

@@ -17,9 +17,9 @@ use std::time::Duration;
 use corral::sandbox::{PluginInfo, TaskInfo};
 use corral::store::{
     self, Added, Applied, AttemptEnd, AttemptResult, Claim, ConnectOptions, ExecutionCursor,
-    ExecutionFilter, ExecutionStatus, NewExecution, NewWorkflow, Object, Plan, PostgresStore,
-    ScheduleFire, Snapshot, StepChange, Store, StoreError, TaskRunStatus, Wakeup, Wakeups,
-    WorkflowOwner,
+    ExecutionFilter, ExecutionId, ExecutionStatus, NewExecution, NewWorkflow, Object, Plan,
+    PostgresStore, RunKey, ScheduleFire, Snapshot, StepChange, Store, StoreError, TaskRunStatus,
+    Wakeup, Wakeups, WorkflowOwner,
 };
 use corral::testing::{self, Finish, Planner};
 use serde_json::{Value, json};
@@ -919,9 +919,9 @@ async fn concurrent_claims_never_take_a_run_twice(db: Db) {
         all.extend(claims.expect("claimer"));
     }
     assert_eq!(all.len(), 200, "every run claimed once");
-    let unique: BTreeSet<(&String, &String)> = all.iter().map(|(e, s, _)| (e, s)).collect();
+    let unique: BTreeSet<(&ExecutionId, &String)> = all.iter().map(|(e, s, _)| (e, s)).collect();
     assert_eq!(unique.len(), 200, "no run claimed twice");
-    let by: HashMap<(&String, &String), &String> =
+    let by: HashMap<(&ExecutionId, &String), &String> =
         all.iter().map(|(e, s, r)| ((e, s), r)).collect();
     for e in 0..20 {
         let id = format!("e{e:02}");
@@ -929,7 +929,10 @@ async fn concurrent_claims_never_take_a_run_twice(db: Db) {
         for r in &s.runs {
             assert_eq!(r.status, TaskRunStatus::Running);
             assert_eq!(r.attempts, 1);
-            assert_eq!(r.claimed_by.as_ref(), Some(by[&(&id, &r.step_id)]));
+            assert_eq!(
+                r.claimed_by.as_ref(),
+                Some(by[&(&ExecutionId::from(id.as_str()), &r.step_id)])
+            );
         }
         let attempts = store.attempts(&id, None).await.unwrap();
         assert_eq!(attempts.len(), 10, "one attempt per run");
@@ -1130,7 +1133,7 @@ async fn write_creates_records_then_claims(db: Db) {
         .claimed
         .expect("claimed")
         .into_iter()
-        .map(|c| (c.execution_id, c.step_id))
+        .map(|c| (c.execution_id.into(), c.step_id))
         .collect();
     claimed.sort();
     assert_eq!(
@@ -1322,13 +1325,7 @@ async fn held_claims_show_what_a_runner_still_holds(db: Db) {
     assert_eq!(claims.len(), 2);
     let mut held = store.held_claims("r1").await.unwrap();
     held.sort();
-    assert_eq!(
-        held,
-        [
-            ("e1".to_owned(), "a".to_owned()),
-            ("e1".to_owned(), "b".to_owned())
-        ]
-    );
+    assert_eq!(held, [RunKey::new("e1", "a"), RunKey::new("e1", "b")]);
     assert!(store.held_claims("r2").await.unwrap().is_empty());
     // r1's leases expire; r2 reaps and takes both: r1 holds nothing.
     let reaped = testing::reap_expired(store, T + LEASE + 1, "r2", &dag(&[], T))
@@ -1449,10 +1446,10 @@ async fn renew_leases_extends_own_and_reports_cancels(db: Db) {
     let [other] = claim(store, "r2", 1, T).await.try_into().expect("one");
     assert_eq!(other.step_id, "c");
 
-    let keys = |claims: &[Claim]| -> Vec<(String, String)> {
+    let keys = |claims: &[Claim]| -> Vec<RunKey> {
         claims
             .iter()
-            .map(|c| (c.execution_id.clone(), c.step_id.clone()))
+            .map(|c| RunKey::new(c.execution_id.clone(), c.step_id.clone()))
             .collect()
     };
     // Only the runs named are renewed: one r1 holds but no longer works on
@@ -1822,7 +1819,7 @@ async fn list_executions_filters_and_order(db: Db) {
         .expect("recorded");
 
     let ids = |list: Vec<corral::store::ExecutionRecord>| -> Vec<String> {
-        list.into_iter().map(|e| e.id).collect()
+        list.into_iter().map(|e| e.id.into()).collect()
     };
     let all = store
         .list_executions(&ExecutionFilter::default())
@@ -1929,13 +1926,13 @@ async fn list_executions_pages_from_a_cursor(db: Db) {
     let next: Vec<String> = page(Some(cursor), None)
         .await
         .into_iter()
-        .map(|e| e.id)
+        .map(|e| e.id.into())
         .collect();
     assert_eq!(next, ["c", "b"]);
     // A cursor older than everything gives an empty page.
     let past = ExecutionCursor {
         created_at_ms: 0,
-        id: String::new(),
+        id: "".into(),
     };
     assert!(page(Some(past), None).await.is_empty());
 }
@@ -2008,7 +2005,7 @@ async fn sibling_finishes_serialize_their_planning(db: Db) {
     let mut by_execution: BTreeMap<String, Vec<Claim>> = BTreeMap::new();
     for c in claims {
         by_execution
-            .entry(c.execution_id.clone())
+            .entry(c.execution_id.to_string())
             .or_default()
             .push(c);
     }

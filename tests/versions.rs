@@ -353,7 +353,7 @@ async fn store_future_workflow(db: &std::path::Path) -> String {
         .unwrap();
     let id = "0199a000-0000-7000-8000-000000000001".to_owned();
     let new = NewExecution {
-        id: id.clone(),
+        id: id.clone().into(),
         workflow: "future".into(),
         workflow_version: "f2".into(),
         input: Default::default(),

@@ -8,11 +8,12 @@ use super::ExecutionReport;
 use crate::error::RunnerError;
 use crate::runtime::RuntimeLink;
 use crate::runtime::progress::ExecutionProgress;
+use crate::store::ExecutionId;
 
 /// A submitted execution: its id, its live progress, its result.
 #[derive(Clone)]
 pub struct ExecutionHandle {
-    id: String,
+    id: ExecutionId,
     poll: Duration,
     progress: watch::Receiver<ExecutionProgress>,
     runtime: RuntimeLink,
@@ -28,7 +29,7 @@ impl std::fmt::Debug for ExecutionHandle {
 
 impl ExecutionHandle {
     pub(super) fn new(
-        id: String,
+        id: ExecutionId,
         progress: watch::Receiver<ExecutionProgress>,
         runtime: RuntimeLink,
         poll: Duration,
@@ -42,7 +43,7 @@ impl ExecutionHandle {
     }
 
     /// The execution's id.
-    pub fn id(&self) -> &str {
+    pub fn id(&self) -> &ExecutionId {
         &self.id
     }
 
@@ -62,7 +63,7 @@ impl ExecutionHandle {
                 .store()
                 .execution(&self.id)
                 .await?
-                .ok_or_else(|| RunnerError::UnknownExecution(self.id.clone()))?;
+                .ok_or_else(|| RunnerError::UnknownExecution(self.id.to_string()))?;
             if snapshot.execution.status.is_final() {
                 let workflow = self.runtime.workflow_of(&snapshot).await;
                 return Ok(ExecutionReport::new(snapshot, workflow.as_deref()));

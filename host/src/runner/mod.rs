@@ -25,7 +25,7 @@ pub use crate::runtime::DeferPolicy;
 use crate::runtime::Runtime;
 use crate::schedule::Clock;
 use crate::store::{
-    AttemptRecord, ExecutionCursor, ExecutionFilter, ExecutionRecord, Snapshot, Store,
+    AttemptRecord, ExecutionCursor, ExecutionFilter, ExecutionId, ExecutionRecord, Snapshot, Store,
 };
 
 /// Most executions one call of [`Runner::executions`] returns (a larger
@@ -122,7 +122,8 @@ impl Runner {
     }
 
     /// A handle on an existing execution.
-    pub async fn handle(&self, id: String) -> Result<ExecutionHandle, RunnerError> {
+    pub async fn handle(&self, id: impl Into<ExecutionId>) -> Result<ExecutionHandle, RunnerError> {
+        let id = id.into();
         let snapshot = self.snapshot(&id).await?;
         Ok(ExecutionHandle::new(
             id,

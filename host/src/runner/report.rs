@@ -4,7 +4,7 @@
 use serde::Serialize;
 
 use crate::store::{
-    ExecutionCursor, ExecutionRecord, ExecutionStatus, Object, PluginPins, Snapshot,
+    ExecutionCursor, ExecutionId, ExecutionRecord, ExecutionStatus, Object, PluginPins, Snapshot,
 };
 use crate::workflow::StepState;
 use crate::workflow::Workflow;
@@ -40,7 +40,7 @@ pub struct StepReport {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ExecutionReport {
     /// Its id.
-    pub id: String,
+    pub id: ExecutionId,
     /// The workflow.
     pub workflow: String,
     /// The workflow version it ran.

@@ -12,7 +12,7 @@ use super::batch::{EndPlanner, QueuedEnd, Ready, Write, WriteResult};
 use super::{Shared, planner};
 use crate::sandbox::{AttemptReport, AttemptRequest, Outcome};
 use crate::store::{
-    AttemptEnd, AttemptResult, Claim, ExecutionStatus, Plan, Snapshot, duration_ms, now_ms,
+    AttemptEnd, AttemptResult, Claim, ExecutionStatus, Plan, RunKey, Snapshot, duration_ms, now_ms,
 };
 use crate::workflow::{
     FailureKind, NextAttempt, RetryPolicy, StepState, TaskDefaults, Workflow, WorkflowError,
@@ -30,7 +30,7 @@ pub(crate) async fn run_claim(shared: Arc<Shared>, claim: Claim) -> Halted {
         attempt = claim.number,
     );
     async move {
-        let key = (claim.execution_id.clone(), claim.step_id.clone());
+        let key = RunKey::new(claim.execution_id.clone(), claim.step_id.clone());
         let control = shared.sandbox.control();
         // Held until its end is recorded (or given up): the lease keeper
         // renews exactly these claims.
@@ -115,7 +115,7 @@ pub(crate) struct Halted(pub(crate) bool);
 /// retried with backoff (see [`retry_delay`]) for as long as the runner
 /// holds the claim and has not been halted, so a burst of killed
 /// connections neither loses the end nor leaves the step `running`.
-async fn record(shared: &Shared, key: &(String, String), end: AttemptEnd, planner: EndPlanner) {
+async fn record(shared: &Shared, key: &RunKey, end: AttemptEnd, planner: EndPlanner) {
     let mut queued_end = QueuedEnd {
         end: Arc::new(end),
         now_ms: now_ms(),

@@ -24,7 +24,9 @@ use std::time::Duration;
 
 use super::planner;
 use crate::store::engine::{Changes, EndWrite, Engine, EngineTx, FinishWrite, StepWrite};
-use crate::store::{AttemptEnd, Claim, ExecutionStatus, NewExecution, Plan, Snapshot, StoreError};
+use crate::store::{
+    AttemptEnd, Claim, ExecutionId, ExecutionStatus, NewExecution, Plan, Snapshot, StoreError,
+};
 use crate::workflow::StepState;
 use crate::workflow::Workflow;
 
@@ -181,7 +183,7 @@ async fn record_and_replan(
     let requests = plan_requests(&recorded_ends);
     let planned = plan(&mut snapshots, &requests);
     tx.apply(&planned.changes(&snapshots)).await?;
-    let after: HashMap<String, Arc<Snapshot>> = snapshots
+    let after: HashMap<ExecutionId, Arc<Snapshot>> = snapshots
         .into_iter()
         .map(|(id, snapshot)| (id, Arc::new(snapshot)))
         .collect();
@@ -252,14 +254,14 @@ fn plan_requests<'a>(ends: &[&EndToRecord<'a>]) -> Vec<PlanRequest<'a>> {
 struct Planned {
     /// Per execution planned: its status and its runs' statuses before,
     /// and when it was last planned.
-    before: HashMap<String, (ExecutionStatus, Vec<StepState>, i64)>,
+    before: HashMap<ExecutionId, (ExecutionStatus, Vec<StepState>, i64)>,
 }
 
 /// Runs `requests` in order on `snapshots` (those of one execution each
 /// see the changes of the ones before), skipping executions already over
 /// or not found.
-fn plan(snapshots: &mut HashMap<String, Snapshot>, requests: &[PlanRequest<'_>]) -> Planned {
-    let mut before: HashMap<String, (ExecutionStatus, Vec<StepState>, i64)> = HashMap::new();
+fn plan(snapshots: &mut HashMap<ExecutionId, Snapshot>, requests: &[PlanRequest<'_>]) -> Planned {
+    let mut before: HashMap<ExecutionId, (ExecutionStatus, Vec<StepState>, i64)> = HashMap::new();
     for request in requests {
         let Some(snapshot) = snapshots.get_mut(request.id) else {
             continue;
@@ -271,7 +273,7 @@ fn plan(snapshots: &mut HashMap<String, Snapshot>, requests: &[PlanRequest<'_>])
             PlanBy::Workflow(workflow) => planner::plan(workflow, snapshot, request.now_ms),
             PlanBy::Custom(planner) => planner(snapshot),
         };
-        let entry = before.entry(request.id.to_owned()).or_insert_with(|| {
+        let entry = before.entry(request.id.into()).or_insert_with(|| {
             let runs = snapshot.runs.iter().map(|r| r.status).collect();
             (snapshot.execution.status, runs, request.now_ms)
         });
@@ -284,7 +286,7 @@ fn plan(snapshots: &mut HashMap<String, Snapshot>, requests: &[PlanRequest<'_>])
 impl Planned {
     /// What changed between the states before and `after`: the rows to
     /// write.
-    fn changes<'a>(&'a self, after: &'a HashMap<String, Snapshot>) -> Changes<'a> {
+    fn changes<'a>(&'a self, after: &'a HashMap<ExecutionId, Snapshot>) -> Changes<'a> {
         let mut changes = Changes::default();
         for (id, (status, runs, now_ms)) in &self.before {
             let Some(snapshot) = after.get(id) else {
@@ -461,7 +463,7 @@ async fn replan_all(
     ids: &[&str],
     now_ms: i64,
     plan_by: PlanFn<'_>,
-) -> Result<HashMap<String, Snapshot>, StoreError> {
+) -> Result<HashMap<ExecutionId, Snapshot>, StoreError> {
     let mut snapshots = tx.load(ids).await?;
     let requests: Vec<PlanRequest<'_>> = ids
         .iter()

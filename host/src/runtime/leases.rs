@@ -8,7 +8,7 @@ use std::sync::atomic::Ordering;
 use tokio::time::{MissedTickBehavior, interval};
 
 use super::{Shared, commit, planner};
-use crate::store::now_ms;
+use crate::store::{RunKey, now_ms};
 
 pub(crate) async fn run_lease_keeper(shared: Arc<Shared>) {
     // A third of the lease, so two renewals can fail before it expires; at
@@ -22,11 +22,10 @@ pub(crate) async fn run_lease_keeper(shared: Arc<Shared>) {
             _ = ticks.tick() => {}
         }
         // Attempts running before the renewal: their claims must be held.
-        let running: Vec<(String, String)> =
-            shared.running.iter().map(|e| e.key().clone()).collect();
+        let running: Vec<RunKey> = shared.running.iter().map(|e| e.key().clone()).collect();
         // Only what this runner works on: a claim whose end could not be
         // recorded must expire, so that another runner takes the step.
-        let claimed: Vec<(String, String)> = shared.claimed.iter().map(|k| k.clone()).collect();
+        let claimed: Vec<RunKey> = shared.claimed.iter().map(|k| k.clone()).collect();
         match shared
             .store
             .renew_leases(&shared.runner_id, &claimed, lease_ms(&shared))
@@ -80,7 +79,7 @@ fn lease_ms(shared: &Shared) -> i64 {
 /// Halts attempts whose claim this runner lost (its lease expired while it
 /// could not renew, and another runner took the step): their results would
 /// not be recorded anyway, and the step runs elsewhere.
-async fn halt_lost(shared: &Shared, running: Vec<(String, String)>) {
+async fn halt_lost(shared: &Shared, running: Vec<RunKey>) {
     if running.is_empty() {
         return;
     }
@@ -90,7 +89,7 @@ async fn halt_lost(shared: &Shared, running: Vec<(String, String)>) {
     };
     for key in running.iter().filter(|key| !held.contains(key)) {
         if let Some(control) = shared.running.get(key) {
-            tracing::warn!(execution = %key.0, step = %key.1, "claim lost to another runner; halting the attempt");
+            tracing::warn!(execution = %key.execution_id, step = %key.step_id, "claim lost to another runner; halting the attempt");
             control.cancel();
         }
     }

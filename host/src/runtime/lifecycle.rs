@@ -17,7 +17,7 @@ use super::{
 };
 use crate::sandbox::Sandbox;
 use crate::schedule::Clock;
-use crate::store::{Object, Snapshot, Store, now_ms};
+use crate::store::{ExecutionId, Object, Snapshot, Store, now_ms};
 use crate::workflow::Workflow;
 
 /// Which background loops a runtime runs.
@@ -44,7 +44,7 @@ struct Background {
 /// A submitted execution, stored.
 pub(crate) struct Submitted {
     /// Its id.
-    pub(crate) id: String,
+    pub(crate) id: ExecutionId,
     /// Its live progress, watched from before it was stored.
     pub(crate) progress: watch::Receiver<ExecutionProgress>,
 }

@@ -27,7 +27,7 @@ use tokio::sync::{Notify, Semaphore};
 use tokio_util::sync::CancellationToken;
 
 use crate::sandbox::{AttemptControl, Grants, Limits, Sandbox};
-use crate::store::Store;
+use crate::store::{RunKey, Store};
 use batch::{Write, WriteResult};
 use group_commit::{GroupCommit, Queued};
 
@@ -117,12 +117,12 @@ pub(crate) struct Shared {
     config: RuntimeConfig,
     /// Attempts in flight here, by (execution, step): to cancel them. An
     /// attempt leaves the map once its end is queued for recording.
-    running: DashMap<(String, String), AttemptControl>,
+    running: DashMap<RunKey, AttemptControl>,
     /// Rung when an attempt leaves `running`.
     left_running: Notify,
     /// Task runs this runner works on, from their claim until their end is
     /// recorded or given up: the lease keeper renews exactly these.
-    claimed: DashSet<(String, String)>,
+    claimed: DashSet<RunKey>,
     /// How many other runners that execute work were alive at the last
     /// heartbeat; `u64::MAX` before the first.
     others_alive: AtomicU64,
@@ -247,7 +247,7 @@ impl Shared {
         let plugins = self.pin_plugins(&workflow).await?;
         let plan = planner::initial(&workflow, &input, now_ms);
         Ok(crate::store::NewExecution {
-            id: uuid::Uuid::now_v7().to_string(),
+            id: crate::store::ExecutionId::generate(),
             workflow: name.to_owned(),
             workflow_version: record.version,
             input,
@@ -283,7 +283,7 @@ impl Shared {
     /// Cancels the attempts of `execution_id` that run here.
     pub(crate) fn cancel_local(&self, execution_id: &str) {
         for entry in self.running.iter() {
-            if entry.key().0 == execution_id {
+            if entry.key().execution_id == execution_id {
                 entry.value().cancel();
             }
         }

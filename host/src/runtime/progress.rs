@@ -7,7 +7,7 @@ use dashmap::DashMap;
 use serde::Serialize;
 use tokio::sync::watch;
 
-use crate::store::{ExecutionStatus, Snapshot};
+use crate::store::{ExecutionId, ExecutionStatus, Snapshot};
 use crate::workflow::StepState;
 
 /// A view of an execution: its state and each step's state.
@@ -36,7 +36,7 @@ impl From<&Snapshot> for ExecutionProgress {
 /// watching and the execution runs.
 #[derive(Default)]
 pub(crate) struct Progress {
-    senders: DashMap<String, Watched>,
+    senders: DashMap<ExecutionId, Watched>,
 }
 
 /// The channel of one watched execution.

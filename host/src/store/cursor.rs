@@ -7,7 +7,7 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use super::ExecutionRecord;
+use super::{ExecutionId, ExecutionRecord};
 
 /// A position in the newest-first order of executions: the `(created_at,
 /// id)` of the last execution of a page. Pages are stable under inserts:
@@ -31,7 +31,7 @@ pub struct ExecutionCursor {
     /// epoch).
     pub created_at_ms: i64,
     /// Its id.
-    pub id: String,
+    pub id: ExecutionId,
 }
 
 /// Longest id a cursor may carry: far more than any execution id (a UUID
@@ -77,7 +77,7 @@ impl FromStr for ExecutionCursor {
         }
         Ok(Self {
             created_at_ms,
-            id: id.to_owned(),
+            id: id.into(),
         })
     }
 }

@@ -16,7 +16,9 @@
 
 use std::collections::HashMap;
 
-use super::{AttemptEnd, Claim, ExecutionStatus, NewExecution, Object, Snapshot, StoreError};
+use super::{
+    AttemptEnd, Claim, ExecutionId, ExecutionStatus, NewExecution, Object, Snapshot, StoreError,
+};
 use crate::workflow::StepState;
 
 /// The error recorded on attempts whose lease ran out (see
@@ -103,7 +105,7 @@ pub trait EngineTx: Send {
     /// The executions `ids` (repeats allowed) with their task runs, as this
     /// transaction sees them; an id with no execution is missing from the
     /// map.
-    async fn load(&mut self, ids: &[&str]) -> Result<HashMap<String, Snapshot>, StoreError>;
+    async fn load(&mut self, ids: &[&str]) -> Result<HashMap<ExecutionId, Snapshot>, StoreError>;
 
     /// Writes planned changes. Each is guarded by the states a plan may
     /// move from (a step from `pending`, or from `ready` to `cancelled`;

@@ -1,7 +1,7 @@
 //! What hosts sharing a database tell each other: leases on the task
 //! runs they work on, heartbeats, and wake-ups.
 
-use super::StoreError;
+use super::{ExecutionId, RunKey, StoreError};
 
 /// A wake-up that another runner sent through the database.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -9,7 +9,7 @@ pub enum Wakeup {
     /// Work may have become claimable.
     Work,
     /// This execution was asked to be cancelled.
-    Cancel(String),
+    Cancel(ExecutionId),
 }
 
 /// A subscription to wake-ups: see [`Hosts::listen`].
@@ -24,12 +24,16 @@ pub trait Wakeups: Send {
 /// (10 minutes).
 pub const RUNNER_FORGOTTEN_MS: i64 = 10 * 60 * 1000;
 
+/// The task runs runner `$1` holds claims on (the same text on both
+/// databases).
+pub(crate) const HELD_CLAIMS: &str =
+    "SELECT execution_id, step_id FROM task_runs WHERE claimed_by = $1 AND status = 'running'";
+
 /// Liveness of the hosts that share the work. Every method commits before
 /// it returns.
 #[async_trait::async_trait]
 pub trait Hosts: Send + Sync {
-    /// Extends the lease of the task runs `runs` (`(execution id, step
-    /// id)`) that `runner_id` holds to `lease_ms` past the moment the update
+    /// Extends the lease of the task runs `runs` that `runner_id` holds to `lease_ms` past the moment the update
     /// runs (the database's clock, so time spent waiting for a lock does
     /// not eat the lease); returns the ids of the executions of any task run
     /// it holds where a cancel was requested. Only the runs listed are
@@ -38,9 +42,9 @@ pub trait Hosts: Send + Sync {
     async fn renew_leases(
         &self,
         runner_id: &str,
-        runs: &[(String, String)],
+        runs: &[RunKey],
         lease_ms: i64,
-    ) -> Result<Vec<String>, StoreError>;
+    ) -> Result<Vec<ExecutionId>, StoreError>;
 
     /// Records that `runner_id` (a runner that executes work) is alive at
     /// `now_ms`, forgets runners silent for [`RUNNER_FORGOTTEN_MS`], and
@@ -53,10 +57,10 @@ pub trait Hosts: Send + Sync {
         alive_since_ms: i64,
     ) -> Result<u64, StoreError>;
 
-    /// The task runs `runner_id` holds claims on: `(execution id, step id)`.
+    /// The task runs `runner_id` holds claims on.
     /// A runner compares them with the attempts it runs to find claims it
     /// lost (its lease expired and another runner took the step).
-    async fn held_claims(&self, runner_id: &str) -> Result<Vec<(String, String)>, StoreError>;
+    async fn held_claims(&self, runner_id: &str) -> Result<Vec<RunKey>, StoreError>;
 
     /// Subscribes to the wake-ups other runners send when they make work
     /// claimable or cancel an execution, where the database can deliver them

@@ -14,6 +14,7 @@
 mod cursor;
 pub mod engine;
 mod hosts;
+mod ids;
 mod pins;
 mod postgres;
 mod reads;
@@ -33,6 +34,7 @@ pub use crate::workflow::StepState as TaskRunStatus;
 pub use cursor::{CursorError, ExecutionCursor};
 pub use engine::Engine;
 pub use hosts::{Hosts, RUNNER_FORGOTTEN_MS, Wakeup, Wakeups};
+pub use ids::{ExecutionId, RunKey};
 pub use postgres::PostgresStore;
 pub use reads::Reads;
 pub use records::{

@@ -6,7 +6,7 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use super::StoreError;
+use super::{ExecutionId, StoreError};
 use crate::workflow::StepState;
 
 /// JSON object, the shape of every input and output.
@@ -98,7 +98,7 @@ impl ExecutionStatus {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ExecutionRecord {
     /// Its id.
-    pub id: String,
+    pub id: ExecutionId,
     /// The workflow's name.
     pub workflow: String,
     /// The workflow version it runs (fixed at start).
@@ -178,7 +178,7 @@ pub struct AttemptRecord {
 #[derive(Debug, Clone)]
 pub struct NewExecution {
     /// Its id.
-    pub id: String,
+    pub id: ExecutionId,
     /// The workflow's name.
     pub workflow: String,
     /// The workflow version.
@@ -306,7 +306,7 @@ impl StepChange {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Claim {
     /// The execution.
-    pub execution_id: String,
+    pub execution_id: ExecutionId,
     /// The workflow's name.
     pub workflow: String,
     /// The workflow version.

@@ -168,7 +168,7 @@ pub(crate) fn execution_record(row: &impl Columns) -> Result<ExecutionRecord, St
         doing: "reading an execution",
     };
     Ok(ExecutionRecord {
-        id: r.text("id")?,
+        id: r.text("id")?.into(),
         workflow: r.text("workflow")?,
         workflow_version: r.text("workflow_version")?,
         status: r.text("status")?.parse()?,
@@ -229,7 +229,7 @@ pub(crate) fn attempt_record(row: &impl Columns) -> Result<AttemptRecord, StoreE
 pub(crate) fn claim_record(row: &impl Columns, doing: &'static str) -> Result<Claim, StoreError> {
     let r = Reading { row, doing };
     Ok(Claim {
-        execution_id: r.text("execution_id")?,
+        execution_id: r.text("execution_id")?.into(),
         workflow: r.text("workflow")?,
         workflow_version: r.text("workflow_version")?,
         step_id: r.text("step_id")?,

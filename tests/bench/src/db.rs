@@ -133,7 +133,7 @@ pub async fn wait_succeeded(handles: Vec<corral::ExecutionHandle>) -> anyhow::Re
             report.status,
             report.error
         );
-        ids.push(report.id);
+        ids.push(report.id.into());
     }
     Ok(ids)
 }

@@ -14,7 +14,9 @@ use super::{PostgresStore, query_err, text};
 use crate::store::engine::{Changes, EndWrite, Engine, EngineTx, LEASE_EXPIRED};
 use crate::store::pins::pins_text;
 use crate::store::rows::{claim_record, execution_record, task_run_record};
-use crate::store::{AttemptResult, Claim, ExecutionStatus, NewExecution, Snapshot, StoreError};
+use crate::store::{
+    AttemptResult, Claim, ExecutionId, ExecutionStatus, NewExecution, Snapshot, StoreError,
+};
 use crate::workflow::StepState;
 
 /// An open transaction at `READ COMMITTED`.
@@ -100,7 +102,7 @@ impl EngineTx for PgTx {
         Ok(recorded)
     }
 
-    async fn load(&mut self, ids: &[&str]) -> Result<HashMap<String, Snapshot>, StoreError> {
+    async fn load(&mut self, ids: &[&str]) -> Result<HashMap<ExecutionId, Snapshot>, StoreError> {
         load_snapshots(&mut self.tx, ids).await
     }
 
@@ -396,7 +398,7 @@ async fn record_ends(
 pub(super) async fn load_snapshots(
     conn: &mut sqlx::PgConnection,
     ids: &[&str],
-) -> Result<HashMap<String, Snapshot>, StoreError> {
+) -> Result<HashMap<ExecutionId, Snapshot>, StoreError> {
     let doing = "reading executions";
     let rows = sqlx::query("SELECT * FROM executions WHERE id = ANY($1)")
         .bind(ids)

@@ -6,20 +6,21 @@ use std::time::Duration;
 use sqlx::PgConnection;
 
 use super::{PostgresStore, query_err};
-use crate::store::{Hosts, RUNNER_FORGOTTEN_MS, StoreError, Wakeup, Wakeups};
+use crate::store::hosts::HELD_CLAIMS;
+use crate::store::{ExecutionId, Hosts, RUNNER_FORGOTTEN_MS, RunKey, StoreError, Wakeup, Wakeups};
 
 #[async_trait::async_trait]
 impl Hosts for PostgresStore {
     async fn renew_leases(
         &self,
         runner_id: &str,
-        runs: &[(String, String)],
+        runs: &[RunKey],
         lease_ms: i64,
-    ) -> Result<Vec<String>, StoreError> {
+    ) -> Result<Vec<ExecutionId>, StoreError> {
         let doing = "renewing leases";
         let (executions, steps): (Vec<&str>, Vec<&str>) = runs
             .iter()
-            .map(|(execution, step)| (execution.as_str(), step.as_str()))
+            .map(|key| (key.execution_id.as_str(), key.step_id.as_str()))
             .unzip();
         // Locks in key order (see the lock order above). The new lease runs
         // from when each row is updated, by the database's clock, so time
@@ -93,15 +94,12 @@ impl Hosts for PostgresStore {
         Ok(u64::try_from(others).unwrap_or_default())
     }
 
-    async fn held_claims(&self, runner_id: &str) -> Result<Vec<(String, String)>, StoreError> {
-        sqlx::query_as(
-            "SELECT execution_id, step_id FROM task_runs
-             WHERE claimed_by = $1 AND status = 'running'",
-        )
-        .bind(runner_id)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(query_err("listing held claims"))
+    async fn held_claims(&self, runner_id: &str) -> Result<Vec<RunKey>, StoreError> {
+        sqlx::query_as(HELD_CLAIMS)
+            .bind(runner_id)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(query_err("listing held claims"))
     }
 
     async fn listen(&self) -> Result<Option<Box<dyn Wakeups>>, StoreError> {
@@ -127,7 +125,7 @@ impl Wakeups for Listener {
                 Ok(notification) => {
                     let payload = notification.payload();
                     return Some(match payload.strip_prefix(CANCEL) {
-                        Some(id) => Wakeup::Cancel(id.to_owned()),
+                        Some(id) => Wakeup::Cancel(id.into()),
                         None => Wakeup::Work,
                     });
                 }

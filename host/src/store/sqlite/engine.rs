@@ -19,7 +19,7 @@ use super::{SqliteStore, bulk, query_err};
 use crate::store::engine::{Changes, EndWrite, Engine, EngineTx, LEASE_EXPIRED};
 use crate::store::records::RunAfterEnd;
 use crate::store::rows::{execution_record, task_run_record};
-use crate::store::{Claim, NewExecution, Snapshot, StoreError};
+use crate::store::{Claim, ExecutionId, NewExecution, Snapshot, StoreError};
 
 /// An open `BEGIN IMMEDIATE` transaction on the write connection.
 struct SqliteTx {
@@ -94,7 +94,7 @@ impl EngineTx for SqliteTx {
         record_ends(&mut self.tx, ends).await
     }
 
-    async fn load(&mut self, ids: &[&str]) -> Result<HashMap<String, Snapshot>, StoreError> {
+    async fn load(&mut self, ids: &[&str]) -> Result<HashMap<ExecutionId, Snapshot>, StoreError> {
         self.flush().await?;
         load_snapshots(&mut self.tx, ids).await
     }
@@ -320,7 +320,7 @@ fn bind_run<'a>(mut row: Separated<'_, 'a, Sqlite, &'static str>, end: &'a EndRo
 pub(super) async fn load_snapshots(
     conn: &mut sqlx::SqliteConnection,
     ids: &[&str],
-) -> Result<HashMap<String, Snapshot>, StoreError> {
+) -> Result<HashMap<ExecutionId, Snapshot>, StoreError> {
     let doing = "reading executions";
     let mut distinct = ids.to_vec();
     distinct.sort_unstable();

@@ -43,7 +43,7 @@ pub(super) fn push_inserts(query: &mut bulk::Statements<'_>, batch: &[NewExecuti
         };
         (
             [
-                new.id.clone(),
+                new.id.to_string(),
                 new.workflow.clone(),
                 new.workflow_version.clone(),
             ],
@@ -75,7 +75,7 @@ pub(super) fn push_inserts(query: &mut bulk::Statements<'_>, batch: &[NewExecuti
     let runs = batch.iter().flat_map(|new| {
         new.steps.iter().map(move |step| {
             let (status, input, not_before) = step.first_row();
-            let keys = [new.id.clone(), step.step_id().to_owned()];
+            let keys = [new.id.to_string(), step.step_id().to_owned()];
             (keys, status.as_str(), input, not_before)
         })
     });

@@ -2,18 +2,23 @@
 //! database tell each other.
 
 use super::{SqliteStore, query_err};
-use crate::store::{Hosts, RUNNER_FORGOTTEN_MS, StoreError};
+use crate::store::hosts::HELD_CLAIMS;
+use crate::store::{ExecutionId, Hosts, RUNNER_FORGOTTEN_MS, RunKey, StoreError};
 
 #[async_trait::async_trait]
 impl Hosts for SqliteStore {
     async fn renew_leases(
         &self,
         runner_id: &str,
-        runs: &[(String, String)],
+        runs: &[RunKey],
         lease_ms: i64,
-    ) -> Result<Vec<String>, StoreError> {
+    ) -> Result<Vec<ExecutionId>, StoreError> {
         let doing = "renewing leases";
-        let keys = serde_json::to_string(runs).map_err(|e| StoreError::Corrupt {
+        let pairs: Vec<(&str, &str)> = runs
+            .iter()
+            .map(|key| (key.execution_id.as_str(), key.step_id.as_str()))
+            .collect();
+        let keys = serde_json::to_string(&pairs).map_err(|e| StoreError::Corrupt {
             what: "task run keys",
             reason: e.to_string(),
         })?;
@@ -77,14 +82,11 @@ impl Hosts for SqliteStore {
         Ok(u64::try_from(others).unwrap_or_default())
     }
 
-    async fn held_claims(&self, runner_id: &str) -> Result<Vec<(String, String)>, StoreError> {
-        sqlx::query_as(
-            "SELECT execution_id, step_id FROM task_runs
-             WHERE claimed_by = ? AND status = 'running'",
-        )
-        .bind(runner_id)
-        .fetch_all(&self.reader)
-        .await
-        .map_err(query_err("listing held claims"))
+    async fn held_claims(&self, runner_id: &str) -> Result<Vec<RunKey>, StoreError> {
+        sqlx::query_as(HELD_CLAIMS)
+            .bind(runner_id)
+            .fetch_all(&self.reader)
+            .await
+            .map_err(query_err("listing held claims"))
     }
 }

@@ -22,8 +22,9 @@ pub struct ExecutionsArgs {
     /// Only executions started by this schedule.
     #[arg(long)]
     pub schedule: Option<String>,
-    /// At most this many, newest first (at most 1000).
-    #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..=i64::from(crate::MAX_EXECUTIONS_PAGE)))]
+    /// At most this many, newest first; a page holds 1 to 1000 (a larger
+    /// limit is cut to 1000, 0 counts as 1).
+    #[arg(long, default_value_t = 50)]
     pub limit: u32,
     /// Only executions older than this cursor: the one a previous page
     /// printed to continue from.

@@ -1,7 +1,7 @@
 //! The runner: the embeddable engine's API. [`RunnerBuilder`] opens it,
 //! [`Runner`] registers plugins and workflows, submits, reads and cancels
 //! executions, and stops; [`ExecutionHandle`] follows one execution; the
-//! reports are what callers (the CLI, the HTTP API) print or serve.
+//! reports are what callers (the CLI, an HTTP front end) print or serve.
 //!
 //! The runner validates and translates; the work happens in the runtime
 //! (`crate::runtime`), which it starts and stops and otherwise reaches only
@@ -153,8 +153,9 @@ impl Runner {
     }
 
     /// A page of executions, newest first, that match `filter`: at most
-    /// `filter.limit` (default 100, at most [`MAX_EXECUTIONS_PAGE`]),
-    /// older than `filter.before` if given. The page's
+    /// `filter.limit` (default 100; cut to [`MAX_EXECUTIONS_PAGE`], and 0
+    /// counts as 1, so that paging always moves on), older than
+    /// `filter.before` if given. The page's
     /// [`next`](ExecutionPage::next) is the `before` of the page after it.
     ///
     /// ```no_run

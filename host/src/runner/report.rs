@@ -1,5 +1,5 @@
 //! What the runner reports: the shapes the CLI prints with `--json` and
-//! the HTTP API serves.
+//! an HTTP front end would serve.
 
 use serde::Serialize;
 

@@ -10,12 +10,14 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use super::{ExecutionId, ExecutionRecord};
 
 /// A position in the newest-first order of executions: the `(created_at,
-/// id)` of the last execution of a page. Pages are stable under inserts:
-/// new executions sort before every cursor taken earlier, so paging on
-/// never repeats or skips one.
+/// id)` of the last execution of a page. A position, not an offset: paging
+/// on never repeats an execution, nor skips one that existed when the
+/// first page was read. Executions created meanwhile sort before the
+/// cursor as a rule (they are newer); one stamped by a host whose clock
+/// lags may land on a later page instead.
 ///
 /// Its text form (see [`Display`](fmt::Display) and [`FromStr`]) is what
-/// `corral executions --before` and the HTTP API take; treat it as opaque.
+/// `corral executions --before` takes; treat it as opaque.
 ///
 /// ```
 /// use corral::store::ExecutionCursor;

@@ -33,7 +33,7 @@ pub(crate) const HELD_CLAIMS: &str =
 /// it returns.
 #[async_trait::async_trait]
 pub trait Hosts: Send + Sync {
-    /// Extends the lease of the task runs `runs` that `runner_id` holds to `lease_ms` past the moment the update
+    /// Extends the lease of the task runs `runs` (see [`RunKey`]) that `runner_id` holds to `lease_ms` past the moment the update
     /// runs (the database's clock, so time spent waiting for a lock does
     /// not eat the lease); returns the ids of the executions of any task run
     /// it holds where a cancel was requested. Only the runs listed are

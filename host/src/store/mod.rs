@@ -164,7 +164,8 @@ pub enum StoreError {
 /// ([`Plugins`], [`Workflows`]), [`Schedules`], [`Reads`] of executions,
 /// [`Hosts`]' leases and wake-ups, and the [`Engine`]'s transactions that
 /// move executions forward. A `dyn Store` offers every method of them; a backend implements each
-/// trait in the file of its concern (`sqlite/plugins.rs`, ...).
+/// trait in the file of its concern (`sqlite/hosts.rs`, ...; plugins,
+/// workflows and schedules once for both, in `registry_sql.rs`).
 pub trait Store:
     Plugins + Workflows + Schedules + Reads + Hosts + Engine + Send + Sync + 'static
 {

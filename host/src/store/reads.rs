@@ -1,5 +1,5 @@
 //! Reading executions and their attempts: what status pages, the CLI and
-//! the HTTP API show.
+//! an HTTP front end show.
 
 use super::{AttemptRecord, ExecutionFilter, ExecutionRecord, Snapshot, StoreError};
 

@@ -81,9 +81,9 @@ status_enum! {
 
 /// A step state as stored, decoded.
 pub(crate) fn stored_step_state(text: &str) -> Result<StepState, StoreError> {
-    text.parse().map_err(|reason| StoreError::Corrupt {
-        what: "step state",
-        reason,
+    text.parse().map_err(|_| StoreError::Corrupt {
+        what: "TaskRunStatus",
+        reason: format!("unknown value `{text}`"),
     })
 }
 

@@ -62,22 +62,27 @@ impl fmt::Display for TriggerRule {
     }
 }
 
-/// The state of a step's task run within one execution.
+/// The state of a step's task run within one execution: what the planner
+/// decides from, what the store keeps (also as
+/// [`store::TaskRunStatus`](crate::store::TaskRunStatus)) and what reports
+/// show.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum StepState {
-    /// Not decided yet.
+    /// Waiting for its dependencies: not decided yet.
     #[default]
     Pending,
-    /// Decided to run, waiting for an executor (or for its backoff).
+    /// Decided to run: claimable by a runner once its backoff
+    /// (`not_before`) has passed.
     Ready,
-    /// An attempt is in flight.
+    /// Claimed by a runner; an attempt is in flight.
     Running,
     /// Ended with an output.
     Succeeded,
-    /// Ended without an output, retries exhausted.
+    /// Ended with an error: retries used up, or the failure is not
+    /// retryable.
     Failed,
-    /// Not run, by its trigger rule or condition.
+    /// Not run: its trigger rule or condition was not met.
     Skipped,
     /// Stopped or never started because the execution was cancelled.
     Cancelled,
@@ -96,7 +101,7 @@ impl StepState {
     ];
 
     /// Whether the step is over: `succeeded`, `failed`, `skipped` or
-    /// `cancelled`.
+    /// `cancelled`. Such a state never changes again.
     pub fn is_final(self) -> bool {
         matches!(
             self,
@@ -104,7 +109,14 @@ impl StepState {
         )
     }
 
-    /// The stored name (`pending`, `ready`, ...).
+    /// The former name of [`is_final`](Self::is_final).
+    #[deprecated(since = "0.2.0", note = "use `is_final`")]
+    pub fn is_terminal(self) -> bool {
+        self.is_final()
+    }
+
+    /// The name stored in the database and printed by the CLI
+    /// (`pending`, `ready`, ...).
     pub fn as_str(self) -> &'static str {
         match self {
             StepState::Pending => "pending",

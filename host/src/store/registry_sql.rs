@@ -1,5 +1,6 @@
-//! The registry ([`Plugins`](super::Plugins), [`Workflows`](super::Workflows))
-//! and [`Schedules`](super::Schedules), written once for both databases.
+//! The registry ([`Plugins`](super::Plugins), [`Workflows`](super::Workflows)),
+//! [`Schedules`](super::Schedules) and the [`Reads`](super::Reads) of
+//! executions, written once for both databases.
 //!
 //! Their statements are the same on SQLite and PostgreSQL but for dialect,
 //! so [`registry_sql!`] expands this one implementation for a backend. The
@@ -10,6 +11,8 @@
 //! (see `sqlite/dialect.rs`, `postgres/dialect.rs`), and:
 //!
 //! - `self.reads()`: the pool reads go to;
+//! - `self.read_execution(id)`: an execution with its task runs, read in
+//!   one snapshot;
 //! - `self.begin_write(doing)`: a write transaction (on SQLite it takes the
 //!   write lock at once, so that a transaction that reads first never meets
 //!   `SQLITE_BUSY` when it writes);
@@ -71,6 +74,11 @@ pub(crate) const INSERT_FIRE: &str = "INSERT INTO schedule_fires (schedule, fire
 pub(crate) const MARK_SCHEDULED: &str =
     "UPDATE executions SET schedule = $1, fire_time = $2 WHERE id = $3";
 
+/// The attempts of execution `$1` (of step `$2` if given), in order.
+pub(crate) const ATTEMPTS: &str = "SELECT * FROM attempts \
+     WHERE execution_id = $1 AND (CAST($2 AS TEXT) IS NULL OR step_id = $2) \
+     ORDER BY started_at, step_id, number";
+
 pub(crate) const SCHEDULE_RUNNING: &str = "SELECT EXISTS (SELECT 1 FROM executions \
      WHERE schedule = $1 AND status = 'running')";
 
@@ -85,11 +93,15 @@ macro_rules! registry_sql {
         use $crate::sandbox::PluginInfo;
         use $crate::store::pins::refuse_if_in_use;
         use $crate::store::registry_sql as sql;
-        use $crate::store::rows::{Columns, plugin_record, schedule_record, workflow_record};
+        use $crate::store::rows::{
+            Columns, attempt_record, execution_record, plugin_record, schedule_record,
+            workflow_record,
+        };
         use $crate::store::{
-            Added, Applied, ExecutionStatus, NewWorkflow, PluginPin, PluginRecord, Plugins,
-            ScheduleFire, ScheduleRecord, Schedules, StoreError, WorkflowOwner, WorkflowRecord,
-            Workflows, now_rfc3339,
+            Added, Applied, AttemptRecord, ExecutionFilter, ExecutionRecord, ExecutionStatus,
+            NewWorkflow, PluginPin, PluginRecord, Plugins, Reads, ScheduleFire, ScheduleRecord,
+            Schedules, Snapshot, StoreError, WorkflowOwner, WorkflowRecord, Workflows,
+            now_rfc3339,
         };
         use $dialect as dialect;
 
@@ -452,6 +464,44 @@ macro_rules! registry_sql {
                     .fetch_one(self.reads())
                     .await
                     .map_err(query_err("checking a schedule's executions"))
+            }
+        }
+
+        #[async_trait::async_trait]
+        impl Reads for $store {
+            async fn execution(&self, id: &str) -> Result<Option<Snapshot>, StoreError> {
+                self.read_execution(id).await
+            }
+
+            async fn list_executions(
+                &self,
+                filter: &ExecutionFilter,
+            ) -> Result<Vec<ExecutionRecord>, StoreError> {
+                let rows = sqlx::query(dialect::LIST_EXECUTIONS)
+                    .bind(filter.workflow.as_deref())
+                    .bind(filter.status.map(ExecutionStatus::as_str))
+                    .bind(i64::from(filter.limit.unwrap_or(100)))
+                    .bind(filter.schedule.as_deref())
+                    .bind(filter.before.as_ref().map(|c| c.created_at_ms))
+                    .bind(filter.before.as_ref().map(|c| c.id.as_str()))
+                    .fetch_all(self.reads())
+                    .await
+                    .map_err(query_err("listing executions"))?;
+                rows.iter().map(execution_record).collect()
+            }
+
+            async fn attempts(
+                &self,
+                execution_id: &str,
+                step_id: Option<&str>,
+            ) -> Result<Vec<AttemptRecord>, StoreError> {
+                let rows = sqlx::query(sql::ATTEMPTS)
+                    .bind(execution_id)
+                    .bind(step_id)
+                    .fetch_all(self.reads())
+                    .await
+                    .map_err(query_err("listing attempts"))?;
+                rows.iter().map(attempt_record).collect()
             }
         }
     };

@@ -31,6 +31,15 @@ pub(super) const PLUGIN_IN_USE: &str = "SELECT COUNT(*), MIN(e.id) FROM executio
          WHERE (j.key = $1 OR left(j.key, length($1) + 1) = $1 || '@') \
            AND j.value ->> 'version' = $2)";
 
+/// Executions newest first, filtered by workflow `$1`, status `$2` and
+/// schedule `$4`, older than the cursor (`$5`, `$6`) if given, at most `$3`
+/// (the row comparison walks the `(created_at, id)` index).
+pub(super) const LIST_EXECUTIONS: &str = "SELECT * FROM executions \
+     WHERE ($1::text IS NULL OR workflow = $1) AND ($2::text IS NULL OR status = $2) \
+       AND ($4::text IS NULL OR schedule = $4) \
+       AND ($5::bigint IS NULL OR (created_at, id) < ($5, $6::text)) \
+     ORDER BY created_at DESC, id DESC LIMIT $3";
+
 /// The definition of schedule `$1`, locked until the transaction ends.
 pub(super) const SCHEDULE_DEFINITION: &str =
     "SELECT definition FROM schedules WHERE name = $1 FOR UPDATE";

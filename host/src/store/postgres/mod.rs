@@ -33,7 +33,6 @@
 
 mod dialect;
 mod engine;
-mod executions;
 mod hosts;
 mod registry;
 
@@ -44,7 +43,7 @@ use std::time::Duration;
 use sqlx::Connection;
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
 
-use super::{ClosePool, Store, StoreError};
+use super::{ClosePool, Snapshot, Store, StoreError};
 
 /// Most connections one store opens.
 const MAX_CONNECTIONS: u32 = 8;
@@ -82,6 +81,20 @@ impl PostgresStore {
     /// The pool reads go to (the one pool).
     fn reads(&self) -> &PgPool {
         &self.pool
+    }
+
+    /// An execution with its task runs, read in one snapshot (a
+    /// `REPEATABLE READ` read-only transaction).
+    async fn read_execution(&self, id: &str) -> Result<Option<Snapshot>, StoreError> {
+        let doing = "reading an execution";
+        let mut tx = self
+            .pool
+            .begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            .await
+            .map_err(query_err(doing))?;
+        let snapshot = engine::load_snapshots(&mut tx, &[id]).await?.remove(id);
+        tx.commit().await.map_err(query_err(doing))?;
+        Ok(snapshot)
     }
 
     /// A transaction at the server's default isolation (`READ COMMITTED`).

@@ -28,6 +28,14 @@ pub(super) const PLUGIN_IN_USE: &str = "SELECT COUNT(*), MIN(e.id) FROM executio
          WHERE (j.key = $1 OR substr(j.key, 1, length($1) + 1) = $1 || '@') \
            AND json_extract(j.value, '$.version') = $2)";
 
+/// Executions newest first, filtered by workflow `$1`, status `$2` and
+/// schedule `$4`, older than the cursor (`$5`, `$6`) if given, at most `$3`.
+pub(super) const LIST_EXECUTIONS: &str = "SELECT * FROM executions \
+     WHERE ($1 IS NULL OR workflow = $1) AND ($2 IS NULL OR status = $2) \
+       AND ($4 IS NULL OR schedule = $4) \
+       AND ($5 IS NULL OR created_at < $5 OR (created_at = $5 AND id < $6)) \
+     ORDER BY created_at DESC, id DESC LIMIT $3";
+
 /// The definition of schedule `$1` (the write lock is already held).
 pub(super) const SCHEDULE_DEFINITION: &str = "SELECT definition FROM schedules WHERE name = $1";
 

@@ -1,21 +1,13 @@
-//! Executions, task runs, attempts: row decoding, inserting new
-//! executions, leases, heartbeats and reads. The engine's writes are in
-//! [`super::engine`].
-//!
-//! Every write transaction starts with `BEGIN IMMEDIATE`: a deferred
-//! transaction that reads first and writes later can fail with
-//! `SQLITE_BUSY` instead of waiting when another writer got in between.
+//! New executions: their rows and their task runs' first states, as
+//! multi-row statements that can wait in a transaction's deferred writes
+//! (see `engine.rs`). Reads are shared with PostgreSQL
+//! (`store/registry_sql.rs`).
 
 use sqlx::SqliteConnection;
 
-use super::engine::load_snapshots;
-use super::{SqliteStore, bulk, query_err};
+use super::bulk;
 use crate::store::pins::pins_text;
-use crate::store::rows::{attempt_record, execution_record};
-use crate::store::{
-    AttemptRecord, ExecutionFilter, ExecutionRecord, ExecutionStatus, NewExecution, Reads,
-    Snapshot, StoreError,
-};
+use crate::store::{ExecutionStatus, NewExecution, StoreError};
 
 /// Inserts executions and their task runs in their first planned states,
 /// inside the caller's transaction: a few multi-row statements for the
@@ -92,56 +84,4 @@ pub(super) fn push_inserts(query: &mut bulk::Statements<'_>, batch: &[NewExecuti
                 .push_bind(now_ms);
         },
     );
-}
-
-#[async_trait::async_trait]
-impl Reads for SqliteStore {
-    async fn execution(&self, id: &str) -> Result<Option<Snapshot>, StoreError> {
-        let mut conn = self
-            .reader
-            .acquire()
-            .await
-            .map_err(query_err("reading an execution"))?;
-        Ok(load_snapshots(&mut conn, &[id]).await?.remove(id))
-    }
-
-    async fn list_executions(
-        &self,
-        filter: &ExecutionFilter,
-    ) -> Result<Vec<ExecutionRecord>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT * FROM executions
-             WHERE (?1 IS NULL OR workflow = ?1) AND (?2 IS NULL OR status = ?2)
-               AND (?4 IS NULL OR schedule = ?4)
-               AND (?5 IS NULL OR created_at < ?5 OR (created_at = ?5 AND id < ?6))
-             ORDER BY created_at DESC, id DESC LIMIT ?3",
-        )
-        .bind(filter.workflow.as_deref())
-        .bind(filter.status.map(ExecutionStatus::as_str))
-        .bind(i64::from(filter.limit.unwrap_or(100)))
-        .bind(filter.schedule.as_deref())
-        .bind(filter.before.as_ref().map(|c| c.created_at_ms))
-        .bind(filter.before.as_ref().map(|c| c.id.as_str()))
-        .fetch_all(&self.reader)
-        .await
-        .map_err(query_err("listing executions"))?;
-        rows.iter().map(execution_record).collect()
-    }
-
-    async fn attempts(
-        &self,
-        execution_id: &str,
-        step_id: Option<&str>,
-    ) -> Result<Vec<AttemptRecord>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT * FROM attempts WHERE execution_id = ?1 AND (?2 IS NULL OR step_id = ?2)
-             ORDER BY started_at, step_id, number",
-        )
-        .bind(execution_id)
-        .bind(step_id)
-        .fetch_all(&self.reader)
-        .await
-        .map_err(query_err("listing attempts"))?;
-        rows.iter().map(attempt_record).collect()
-    }
 }

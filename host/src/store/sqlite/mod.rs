@@ -11,7 +11,7 @@ mod registry;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
 use std::str::FromStr;
 
-use super::{ClosePool, Store, StoreError};
+use super::{ClosePool, Snapshot, Store, StoreError};
 
 /// A [`Store`] on a SQLite file.
 ///
@@ -99,6 +99,18 @@ impl SqliteStore {
     /// The pool reads outside transactions go to.
     fn reads(&self) -> &SqlitePool {
         &self.reader
+    }
+
+    /// An execution with its task runs, from a read connection (WAL gives
+    /// each statement a consistent view; the writer commits a batch's
+    /// rows together).
+    async fn read_execution(&self, id: &str) -> Result<Option<Snapshot>, StoreError> {
+        let mut conn = self
+            .reader
+            .acquire()
+            .await
+            .map_err(query_err("reading an execution"))?;
+        Ok(engine::load_snapshots(&mut conn, &[id]).await?.remove(id))
     }
 
     /// A write transaction that holds the write lock from its start: a

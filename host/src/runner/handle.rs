@@ -1,7 +1,5 @@
 //! [`ExecutionHandle`]: one submitted execution, followed to its end.
 
-use std::time::Duration;
-
 use tokio::sync::watch;
 
 use super::ExecutionReport;
@@ -14,7 +12,6 @@ use crate::store::ExecutionId;
 #[derive(Clone)]
 pub struct ExecutionHandle {
     id: ExecutionId,
-    poll: Duration,
     progress: watch::Receiver<ExecutionProgress>,
     runtime: RuntimeLink,
 }
@@ -32,11 +29,9 @@ impl ExecutionHandle {
         id: ExecutionId,
         progress: watch::Receiver<ExecutionProgress>,
         runtime: RuntimeLink,
-        poll: Duration,
     ) -> Self {
         Self {
             id,
-            poll,
             progress,
             runtime,
         }
@@ -65,12 +60,11 @@ impl ExecutionHandle {
                 .await?
                 .ok_or_else(|| RunnerError::UnknownExecution(self.id.to_string()))?;
             if snapshot.execution.status.is_final() {
-                let workflow = self.runtime.workflow_of(&snapshot).await;
-                return Ok(ExecutionReport::new(snapshot, workflow.as_deref()));
+                return Ok(ExecutionReport::of(snapshot, &self.runtime).await);
             }
             tokio::select! {
                 _ = progress.changed() => {}
-                () = tokio::time::sleep(self.poll) => {}
+                () = tokio::time::sleep(self.runtime.poll_interval()) => {}
             }
         }
     }

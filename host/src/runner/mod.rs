@@ -117,7 +117,6 @@ impl Runner {
             submitted.id,
             submitted.progress,
             self.runtime.link(),
-            self.runtime.poll_interval(),
         ))
     }
 
@@ -129,7 +128,6 @@ impl Runner {
             id,
             self.runtime.watch(&snapshot),
             self.runtime.link(),
-            self.runtime.poll_interval(),
         ))
     }
 
@@ -142,8 +140,7 @@ impl Runner {
     }
 
     async fn report(&self, snapshot: Snapshot) -> ExecutionReport {
-        let workflow = self.runtime.workflow_of(&snapshot).await;
-        ExecutionReport::new(snapshot, workflow.as_deref())
+        ExecutionReport::of(snapshot, &self.runtime.link()).await
     }
 
     /// The execution `id` and its steps.

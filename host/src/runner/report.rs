@@ -3,6 +3,7 @@
 
 use serde::Serialize;
 
+use crate::runtime::RuntimeLink;
 use crate::store::{
     ExecutionCursor, ExecutionId, ExecutionRecord, ExecutionStatus, Object, PluginPins, Snapshot,
 };
@@ -60,7 +61,14 @@ pub struct ExecutionReport {
 }
 
 impl ExecutionReport {
-    pub(super) fn new(snapshot: Snapshot, workflow: Option<&Workflow>) -> Self {
+    /// The report of `snapshot`, with the workflow version it runs (from
+    /// the runtime's catalog while it lives, else from the store).
+    pub(super) async fn of(snapshot: Snapshot, runtime: &RuntimeLink) -> Self {
+        let workflow = runtime.workflow_of(&snapshot).await;
+        Self::new(snapshot, workflow.as_deref())
+    }
+
+    fn new(snapshot: Snapshot, workflow: Option<&Workflow>) -> Self {
         let is_sink = |id: &str| {
             workflow.is_none_or(|w| {
                 w.downstream(id)

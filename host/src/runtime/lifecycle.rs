@@ -108,16 +108,12 @@ impl Runtime {
         &self.shared.sandbox
     }
 
-    /// How often a waiter looks at the database when nothing here moved.
-    pub(crate) fn poll_interval(&self) -> Duration {
-        self.shared.config.poll_interval
-    }
-
     /// A link that does not keep the runtime alive: for execution handles.
     pub(crate) fn link(&self) -> RuntimeLink {
         RuntimeLink {
             shared: Arc::downgrade(&self.shared),
             store: self.shared.store.clone(),
+            poll: self.shared.config.poll_interval,
         }
     }
 
@@ -166,15 +162,6 @@ impl Runtime {
     /// Cancels execution `id` (see [`RuntimeLink::cancel`]).
     pub(crate) async fn cancel(&self, id: &str) -> Result<Snapshot, RuntimeError> {
         cancel(&self.shared, id).await
-    }
-
-    /// The workflow version `snapshot` runs, parsed once per runtime.
-    pub(crate) async fn workflow_of(&self, snapshot: &Snapshot) -> Option<Arc<Workflow>> {
-        let execution = &snapshot.execution;
-        (self.shared.catalog)
-            .workflow(&execution.workflow, &execution.workflow_version)
-            .await
-            .ok()
     }
 
     /// Fires the schedules due at `clock.now()`; how many executions started.
@@ -296,12 +283,18 @@ impl Drop for Runtime {
 pub(crate) struct RuntimeLink {
     shared: Weak<Shared>,
     store: Arc<dyn Store>,
+    poll: Duration,
 }
 
 impl RuntimeLink {
     /// The store.
     pub(crate) fn store(&self) -> &dyn Store {
         &*self.store
+    }
+
+    /// How often a waiter looks at the database when nothing here moved.
+    pub(crate) fn poll_interval(&self) -> Duration {
+        self.poll
     }
 
     /// The workflow version `snapshot` runs: from the runtime's catalog

@@ -233,6 +233,12 @@ pub async fn connect_with(
     }
 }
 
+/// Wraps a driver error as [`StoreError::Query`] with what was being done:
+/// `.map_err(query_err("listing plugins"))`.
+pub(crate) fn query_err(doing: &'static str) -> impl FnOnce(sqlx::Error) -> StoreError {
+    move |source| StoreError::Query { doing, source }
+}
+
 /// Now, as RFC 3339 UTC with milliseconds.
 pub(crate) fn now_rfc3339() -> String {
     humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string()

@@ -10,7 +10,8 @@
 //! backend supplies the rest as a `dialect` module of the same constants
 //! (see `sqlite/dialect.rs`, `postgres/dialect.rs`), and:
 //!
-//! - `self.reads()`: the pool reads go to;
+//! - `self.reads()`: the pool reads go to, and `self.writes()` the one
+//!   single-statement writes go to (SQLite's one write connection);
 //! - `self.read_execution(id)`: an execution with its task runs, read in
 //!   one snapshot;
 //! - `self.begin_write(doing)`: a write transaction (on SQLite it takes the
@@ -92,6 +93,7 @@ macro_rules! registry_sql {
 
         use $crate::sandbox::PluginInfo;
         use $crate::store::pins::refuse_if_in_use;
+        use $crate::store::query_err;
         use $crate::store::registry_sql as sql;
         use $crate::store::rows::{
             Columns, attempt_record, execution_record, plugin_record, schedule_record,
@@ -104,10 +106,6 @@ macro_rules! registry_sql {
             now_rfc3339,
         };
         use $dialect as dialect;
-
-        fn query_err(doing: &'static str) -> impl FnOnce(sqlx::Error) -> StoreError {
-            move |source| StoreError::Query { doing, source }
-        }
 
         #[async_trait::async_trait]
         impl Plugins for $store {
@@ -395,28 +393,22 @@ macro_rules! registry_sql {
                 paused: bool,
                 now_ms: i64,
             ) -> Result<bool, StoreError> {
-                let doing = "pausing or resuming a schedule";
-                let mut tx = self.begin_write(doing).await?;
                 let updated = sqlx::query(dialect::PAUSE_SCHEDULE)
                     .bind(paused)
                     .bind(now_ms)
                     .bind(name)
-                    .execute(&mut *tx)
+                    .execute(self.writes())
                     .await
-                    .map_err(query_err(doing))?;
-                tx.commit().await.map_err(query_err(doing))?;
+                    .map_err(query_err("pausing or resuming a schedule"))?;
                 Ok(updated.rows_affected() > 0)
             }
 
             async fn remove_schedule(&self, name: &str) -> Result<bool, StoreError> {
-                let doing = "removing a schedule";
-                let mut tx = self.begin_write(doing).await?;
                 let removed = sqlx::query(sql::DELETE_SCHEDULE)
                     .bind(name)
-                    .execute(&mut *tx)
+                    .execute(self.writes())
                     .await
-                    .map_err(query_err(doing))?;
-                tx.commit().await.map_err(query_err(doing))?;
+                    .map_err(query_err("removing a schedule"))?;
                 Ok(removed.rows_affected() > 0)
             }
 

@@ -68,8 +68,7 @@ struct Reading<'r, R> {
 
 impl<R: Columns> Reading<'_, R> {
     fn err(&self) -> impl FnOnce(sqlx::Error) -> StoreError + use<R> {
-        let doing = self.doing;
-        move |source| StoreError::Query { doing, source }
+        super::query_err(self.doing)
     }
     fn text(&self, column: &str) -> Result<String, StoreError> {
         self.row.text(column).map_err(self.err())

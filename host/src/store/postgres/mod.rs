@@ -83,6 +83,11 @@ impl PostgresStore {
         &self.pool
     }
 
+    /// The pool single-statement writes go to (the one pool).
+    fn writes(&self) -> &PgPool {
+        &self.pool
+    }
+
     /// An execution with its task runs, read in one snapshot (a
     /// `REPEATABLE READ` read-only transaction).
     async fn read_execution(&self, id: &str) -> Result<Option<Snapshot>, StoreError> {
@@ -247,9 +252,7 @@ fn text(s: &str) -> Cow<'_, str> {
     }
 }
 
-pub(super) fn query_err(doing: &'static str) -> impl FnOnce(sqlx::Error) -> StoreError {
-    move |source| StoreError::Query { doing, source }
-}
+use super::query_err;
 
 impl Store for PostgresStore {
     fn is_closed(&self) -> bool {

@@ -101,6 +101,11 @@ impl SqliteStore {
         &self.reader
     }
 
+    /// The one write connection, for writes of a single statement.
+    fn writes(&self) -> &SqlitePool {
+        &self.pool
+    }
+
     /// An execution with its task runs, from a read connection (WAL gives
     /// each statement a consistent view; the writer commits a batch's
     /// rows together).
@@ -127,9 +132,7 @@ impl SqliteStore {
     }
 }
 
-pub(super) fn query_err(doing: &'static str) -> impl FnOnce(sqlx::Error) -> StoreError {
-    move |source| StoreError::Query { doing, source }
-}
+use super::query_err;
 
 impl Store for SqliteStore {
     fn is_closed(&self) -> bool {
